@@ -1,0 +1,34 @@
+# The two commands a fresh clone needs: `make run` and `make test`.
+# Every install step lives here; pip (never uv/poetry) because torch lies on local disk for pip.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export KEDRO_DISABLE_TELEMETRY := 1
+export DO_NOT_TRACK := 1
+export GX_ANALYTICS_ENABLED := false
+export DVC_NO_ANALYTICS := 1
+export MPLBACKEND := Agg
+
+.PHONY: setup run test viz clean-data
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+run: setup
+	$(BIN)/kedro run
+
+test: setup
+	$(BIN)/python -m pytest
+
+viz: setup
+	$(BIN)/kedro viz run --no-browser
+
+clean-data:
+	rm -rf data/01_raw/digit_domains data/02_intermediate/* data/08_reporting/*

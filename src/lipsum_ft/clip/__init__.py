@@ -1,0 +1,1 @@
+"""CLIP-side helpers: models, prompts and the embedded DigitDomains dataset."""

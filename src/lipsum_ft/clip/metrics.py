@@ -1,0 +1,44 @@
+"""Classification metrics under shift: accuracy, NLL, ECE and reliability bins (15 equal-width bins)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    return (logits.argmax(dim=-1) == labels).float().mean().item()
+
+
+def nll(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean negative log-likelihood of the true class."""
+    return F.cross_entropy(logits.float(), labels).item()
+
+
+def reliability_bins(logits: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> dict[str, list[float]]:
+    """Per confidence bin (right-closed, equal width): count, mean confidence, accuracy."""
+    probs = logits.float().softmax(dim=-1)
+    confidence, predicted = probs.max(dim=-1)
+    correct = (predicted == labels).float()
+    index = torch.clamp(torch.ceil(confidence * bins).long() - 1, 0, bins - 1)
+    count = torch.bincount(index, minlength=bins).float()
+    conf_sum = torch.bincount(index, weights=confidence, minlength=bins)
+    acc_sum = torch.bincount(index, weights=correct, minlength=bins)
+    safe = count.clamp(min=1)
+    return {"count": count.tolist(), "confidence": (conf_sum / safe).tolist(), "accuracy": (acc_sum / safe).tolist()}
+
+
+def expected_calibration_error(logits: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> float:
+    """ECE: sum over bins of (bin share) x |accuracy - confidence|."""
+    table = reliability_bins(logits, labels, bins)
+    total = sum(table["count"])
+    return sum(n / total * abs(a - c) for n, a, c in zip(table["count"], table["accuracy"], table["confidence"]))
+
+
+def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> dict[str, float]:
+    return {
+        "acc": accuracy(logits, labels),
+        "nll": nll(logits, labels),
+        "ece": expected_calibration_error(logits, labels, bins),
+        "n": int(labels.numel()),
+    }

@@ -1,0 +1,1 @@
+"""Custom Kedro datasets; every write goes to a temporary file or folder first, then is renamed into place."""

@@ -1,0 +1,54 @@
+"""Kedro datasets for models: an open_clip model folder (config JSON + safetensors) and tensor files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from kedro.io import AbstractDataset
+from safetensors.torch import load_file, save_file
+
+from lipsum_ft.clip.backbone import ClipBundle, load_bundle, save_bundle
+from lipsum_ft.io.atomic import atomic_path
+
+
+class ClipModelDataset(AbstractDataset[ClipBundle, ClipBundle]):
+    """An open_clip ``local-dir`` folder: loads as a ready model (plus its classification head, if any)."""
+
+    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None):
+        self._filepath = Path(filepath)
+        self.metadata = metadata
+
+    def load(self) -> ClipBundle:
+        return load_bundle(self._filepath)
+
+    def save(self, data: ClipBundle) -> None:
+        save_bundle(data, self._filepath)
+
+    def _exists(self) -> bool:
+        return (self._filepath / "open_clip_config.json").is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}
+
+
+class TensorsDataset(AbstractDataset[dict[str, torch.Tensor], dict[str, torch.Tensor]]):
+    """A dict of named tensors as one safetensors file, written atomically."""
+
+    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None):
+        self._filepath = Path(filepath)
+        self.metadata = metadata
+
+    def load(self) -> dict[str, torch.Tensor]:
+        return load_file(str(self._filepath))
+
+    def save(self, data: dict[str, torch.Tensor]) -> None:
+        with atomic_path(self._filepath) as temporary:
+            save_file({k: v.detach().cpu().contiguous() for k, v in data.items()}, str(temporary))
+
+    def _exists(self) -> bool:
+        return self._filepath.is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}

@@ -1,0 +1,137 @@
+"""Typed parameters, one model per pipeline, validated before any node runs (see ``hooks.py``).
+
+A wrong key or value fails at start-up with the dotted key named, instead of deep inside a node.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LayoutParams(_Strict):
+    """A DomainNet-layout folder: ``<root>/<domain>/<class>/<file>`` plus split files."""
+
+    root: str
+    domains: list[str] = Field(min_length=1)
+    splits: list[str] = Field(min_length=1)
+    split_file: str = "{domain}_{split}.txt"
+    classnames_from: Literal["file", "folders"] = "file"
+    classnames_file: str = "classnames.txt"
+
+
+class DigitDomainsParams(_Strict):
+    """How the embedded DigitDomains dataset is rendered."""
+
+    seed: int = 0
+    image_size: PositiveInt = 32
+    split_fractions: dict[str, float]
+    max_digits: PositiveInt | None = None
+
+
+class ValidationParams(_Strict):
+    """Thresholds of the Great Expectations suite over the manifest."""
+
+    image_size: PositiveInt | None = None
+    decode_sample: PositiveInt | None = None
+    min_rows_per_domain_split: PositiveInt = 1
+    seed: int = 0
+    max_examples: PositiveInt = 5
+
+
+class DataParams(_Strict):
+    """``params:data``: where the dataset comes from and how it is checked."""
+
+    source: Literal["digit_domains", "folders"]
+    layout: LayoutParams
+    digit_domains: DigitDomainsParams | None = None
+    validation: ValidationParams = ValidationParams()
+
+    @model_validator(mode="after")
+    def _digit_domains_match_layout(self) -> "DataParams":
+        if self.source == "digit_domains":
+            if self.digit_domains is None:
+                raise ValueError("data.source is 'digit_domains' but data.digit_domains is missing")
+            if sorted(self.digit_domains.split_fractions) != sorted(self.layout.splits):
+                raise ValueError(
+                    f"data.digit_domains.split_fractions keys {sorted(self.digit_domains.split_fractions)} "
+                    f"must equal data.layout.splits {sorted(self.layout.splits)}"
+                )
+        return self
+
+
+class CaptionParams(_Strict):
+    """Captions of the embedded pretraining: templates with ``{domain}`` and ``{name}`` slots."""
+
+    templates: list[str] = Field(min_length=1)
+    domain_words: dict[str, list[str]] = {}
+    class_aliases: dict[str, list[str]] = {}
+
+
+class PretrainParams(_Strict):
+    """``params:pretrain``: train the tiny CLIP (``embedded``) or load real open_clip weights."""
+
+    source: Literal["embedded", "open_clip"]
+    model: str
+    pretrained: str | None = None
+    seed: int = 0
+    steps: PositiveInt = 1000
+    batch_size: PositiveInt = 256
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.1, ge=0)
+    warmup_fraction: float = Field(0.1, ge=0, lt=1)
+    crop_scale: tuple[float, float] = (0.5, 1.0)
+    flip: bool = False
+    max_logit_scale: float = Field(100.0, gt=0)
+    captions: CaptionParams | None = None
+    progress: bool = True
+
+    @model_validator(mode="after")
+    def _source_needs(self) -> "PretrainParams":
+        if self.source == "embedded" and self.captions is None:
+            raise ValueError("pretrain.source is 'embedded' but pretrain.captions is missing")
+        return self
+
+
+class ZeroshotParams(_Strict):
+    """``params:zeroshot``: the head's prompt templates and the zero-shot evaluation."""
+
+    templates: str | list[str]
+    split: str = "test"
+    batch_size: PositiveInt = 512
+    ece_bins: PositiveInt = 15
+    progress: bool = True
+
+
+PARAMETER_MODELS: dict[str, type[BaseModel]] = {"data": DataParams, "pretrain": PretrainParams, "zeroshot": ZeroshotParams}
+
+
+class ParameterError(ValueError):
+    """A parameter failed validation; the message names the dotted key and the reason."""
+
+
+def validate_parameters(params: Mapping[str, Any]) -> dict[str, BaseModel]:
+    """Validate every known top-level parameter group present in ``params``; raise naming each bad key."""
+    validated, problems = {}, []
+    for group, model in PARAMETER_MODELS.items():
+        if group not in params:
+            continue
+        try:
+            validated[group] = model.model_validate(params[group])
+        except ValidationError as error:
+            for item in error.errors():
+                key = ".".join(str(p) for p in (group, *item["loc"]))
+                problems.append(f"{key}: {item['msg']} (got {item.get('input')!r})")
+    if problems:
+        raise ParameterError("invalid parameters:\n  " + "\n  ".join(problems))
+    return validated
+
+
+def parse(group: str, value: Mapping[str, Any]) -> Any:
+    """Parse one group inside a node (nodes receive plain dicts from Kedro)."""
+    return validate_parameters({group: value})[group]

@@ -1,0 +1,1 @@
+"""Kedro pipelines; each wires the nodes of its own nodes.py."""

@@ -1,0 +1,57 @@
+"""Nodes of the ``pretrain`` pipeline."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import open_clip
+import pandas as pd
+import torch
+
+from lipsum_ft.clip.backbone import ClipBundle, load_open_clip, new_model
+from lipsum_ft.clip.images import decode_images
+from lipsum_ft.clip.pretraining import PretrainConfig, caption_bank, pretrain_clip
+from lipsum_ft.params import PretrainParams, parse
+
+log = logging.getLogger(__name__)
+
+
+def pretrain_model(manifest: pd.DataFrame, classnames: list[str], pretrain: dict[str, Any]) -> tuple[ClipBundle, pd.DataFrame]:
+    """The zero-shot model: open_clip weights as they are, or a tiny CLIP trained on the ``pretrain`` split."""
+    params: PretrainParams = parse("pretrain", pretrain)
+    if params.source == "open_clip":
+        model, spec = load_open_clip(params.model, params.pretrained)
+        return ClipBundle(model=model.eval(), spec=spec), pd.DataFrame(columns=["step", "loss", "lr", "logit_scale", "images_per_s"])
+    started = time.perf_counter()
+    model, spec = new_model(params.model, params.seed)
+    rows = manifest[manifest["split"] == "pretrain"]
+    if rows.empty:
+        raise ValueError("the manifest has no 'pretrain' split: pretrain.source 'embedded' needs one (data.layout.splits)")
+    domains = sorted(rows["domain"].unique())
+    images = decode_images(rows["path"].tolist(), spec.image_size, progress=params.progress, desc="decode pretrain")
+    tokens, index = caption_bank(
+        open_clip.get_tokenizer(params.model), domains, classnames,
+        params.captions.templates, params.captions.domain_words, params.captions.class_aliases,
+    )
+    history = pretrain_clip(
+        model,
+        images,
+        torch.tensor(rows["label"].to_numpy()),
+        torch.tensor([domains.index(d) for d in rows["domain"]]),
+        tokens,
+        index,
+        spec.preprocess_cfg["mean"],
+        spec.preprocess_cfg["std"],
+        PretrainConfig(
+            steps=params.steps, batch_size=params.batch_size, lr=params.lr, weight_decay=params.weight_decay,
+            warmup_fraction=params.warmup_fraction, seed=params.seed, crop_scale=params.crop_scale,
+            flip=params.flip, max_logit_scale=params.max_logit_scale,
+        ),
+        progress=params.progress,
+    )
+    seconds = time.perf_counter() - started
+    spec.extra.update(pretrain_seconds=round(seconds, 1), pretrain_steps=params.steps, seed=params.seed, logit_scale=history[-1]["logit_scale"])
+    log.info("pretrained %s for %d steps in %.0f s; logit scale %.1f", params.model, params.steps, seconds, history[-1]["logit_scale"])
+    return ClipBundle(model=model, spec=spec), pd.DataFrame(history)

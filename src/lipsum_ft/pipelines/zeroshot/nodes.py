@@ -1,0 +1,45 @@
+"""Nodes of the ``zeroshot`` pipeline."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import open_clip
+import pandas as pd
+import torch
+
+from lipsum_ft.clip.backbone import ClipBundle
+from lipsum_ft.clip.evaluation import evaluate_domains
+from lipsum_ft.clip.images import split_images
+from lipsum_ft.clip.prompts import resolve_templates
+from lipsum_ft.clip.zeroshot import ClipClassifier, build_zeroshot_weights
+from lipsum_ft.params import ZeroshotParams, parse
+from lipsum_ft.reporting import domain_table
+
+log = logging.getLogger(__name__)
+
+
+def build_zeroshot_head(pretrained_clip: ClipBundle, classnames: list[str], zeroshot: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """W (embed_dim x K) from class names x templates, and the model's logit scale kept apart."""
+    params: ZeroshotParams = parse("zeroshot", zeroshot)
+    model = pretrained_clip.model.eval()
+    tokenizer = open_clip.get_tokenizer(pretrained_clip.spec.name, context_length=pretrained_clip.spec.context_length)
+    weight = build_zeroshot_weights(model, tokenizer, classnames, resolve_templates(params.templates))
+    return {"weight": weight, "logit_scale": model.logit_scale.detach().exp().reshape(())}
+
+
+def evaluate_zeroshot(
+    pretrained_clip: ClipBundle, zeroshot_head: dict[str, torch.Tensor], manifest: pd.DataFrame, zeroshot: dict[str, Any]
+) -> tuple[dict[str, Any], str]:
+    """Accuracy, NLL and ECE of the zero-shot classifier on every domain of the evaluation split."""
+    params: ZeroshotParams = parse("zeroshot", zeroshot)
+    spec = pretrained_clip.spec
+    classifier = ClipClassifier(pretrained_clip.model.visual, zeroshot_head["weight"], float(zeroshot_head["logit_scale"]))
+    data = split_images(manifest, params.split, spec.image_size, progress=params.progress)
+    results = evaluate_domains(
+        classifier, data, spec.preprocess_cfg["mean"], spec.preprocess_cfg["std"], params.batch_size, params.ece_bins, params.progress
+    )
+    table = domain_table(f"Zero-shot ({spec.name}, split {params.split}, logit scale {float(zeroshot_head['logit_scale']):.1f})", results)
+    log.info("\n%s", table)
+    return {"split": params.split, "logit_scale": float(zeroshot_head["logit_scale"]), "domains": results}, table

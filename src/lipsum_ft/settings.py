@@ -1,0 +1,15 @@
+"""Kedro project settings."""
+
+from kedro.config import OmegaConfigLoader
+
+from lipsum_ft.hooks import ValidateParametersHook
+
+HOOKS = (ValidateParametersHook(),)
+
+CONFIG_LOADER_CLASS = OmegaConfigLoader
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+    # environments (test, domainnet, imagenet) override single nested keys of base
+    "merge_strategy": {"parameters": "soft", "catalog": "soft"},
+}

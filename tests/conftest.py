@@ -1,0 +1,49 @@
+"""Shared fixtures: small real dataset trees and an isolated copy of the Kedro project."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def digit_tree(tmp_path: Path):
+    """A small real DigitDomains tree (two domains, 40 digits) in the DomainNet layout, and its layout."""
+    from lipsum_ft.clip.synthetic import DigitDomainsConfig, write_digit_domains
+    from lipsum_ft.ingest.layout import FolderLayout
+
+    root = tmp_path / "digits"
+    write_digit_domains(
+        DigitDomainsConfig(
+            root=root,
+            domains=("photo", "sketch"),
+            split_fractions={"train": 0.5, "test": 0.5},
+            max_digits=40,
+        ),
+        progress=False,
+    )
+    return FolderLayout(root=root, domains=("photo", "sketch"), splits=("train", "test"))
+
+
+@pytest.fixture
+def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A throw-away copy of the project's configuration, run from its own folder so outputs stay there."""
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(REPO / "pyproject.toml", project / "pyproject.toml")
+    shutil.copytree(REPO / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
+    (project / "conf" / "local").mkdir()
+    (project / "src").mkdir()
+    monkeypatch.chdir(project)
+    return project
