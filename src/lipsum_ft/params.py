@@ -108,7 +108,93 @@ class ZeroshotParams(_Strict):
     progress: bool = True
 
 
-PARAMETER_MODELS: dict[str, type[BaseModel]] = {"data": DataParams, "pretrain": PretrainParams, "zeroshot": ZeroshotParams}
+METHOD_NAMES = ("ft", "lp", "lpft", "l2sp", "kd", "carft", "flyp", "lipsum")
+Method = Literal["ft", "lp", "lpft", "l2sp", "kd", "carft", "flyp", "lipsum"]
+
+
+class AugmentParams(_Strict):
+    """Random-resized-crop + flip, at the model's input size."""
+
+    crop_scale: tuple[float, float] = (0.08, 1.0)
+    crop_ratio: tuple[float, float] = (0.75, 4 / 3)
+    flip: bool = True
+
+
+class CoefficientParams(_Strict):
+    """A regulariser's weight; 0 reduces the method to cross-entropy."""
+
+    coefficient: float = Field(1.0, ge=0, alias="lambda")
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class LipsumParams(CoefficientParams):
+    num_texts: PositiveInt = 80  # M
+    length: PositiveInt = 8  # L
+
+
+class CarftParams(CoefficientParams):
+    templates: str | list[str]  # the contexts; each is averaged over the classes
+
+
+class LpftParams(_Strict):
+    lp_fraction: float = Field(0.5, ge=0, le=1)
+
+
+class FlypParams(_Strict):
+    templates: str | list[str]
+
+
+class FinetuneParams(_Strict):
+    """``params:finetune``: which methods, on which domain, with which recipe."""
+
+    methods: list[Method] = Field(min_length=1)
+    method: Method | None = None  # when set, runs this one method instead of ``methods``
+    reference_domain: str
+    train_split: str = "train"
+    val_split: str = "val"
+    seed: int = 0
+    steps: PositiveInt
+    batch_size: PositiveInt
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(1e-8, gt=0)
+    warmup_fraction: float = Field(0.1, ge=0, lt=1)
+    grad_clip: float | None = Field(None, gt=0)
+    precision: Literal["32-true", "bf16-mixed", "16-mixed", "bf16-true"] = "32-true"
+    accelerator: Literal["cpu", "gpu", "cuda", "auto"] = "cpu"
+    devices: PositiveInt = 1
+    augment: AugmentParams = AugmentParams()
+    eval_every: PositiveInt = 50
+    eval_batch_size: PositiveInt = 512
+    checkpoint_every: int = Field(0, ge=0)
+    checkpoint_dir: str = "data/06_models/checkpoints"
+    resume: bool = False
+    progress: bool = True
+    lipsum: LipsumParams = LipsumParams()
+    l2sp: CoefficientParams = CoefficientParams()
+    kd: CoefficientParams = CoefficientParams()
+    carft: CarftParams
+    lpft: LpftParams = LpftParams()
+    flyp: FlypParams
+
+    @property
+    def selected_methods(self) -> list[str]:
+        return [self.method] if self.method else list(dict.fromkeys(self.methods))
+
+    @model_validator(mode="after")
+    def _batch_splits_over_devices(self) -> "FinetuneParams":
+        if self.batch_size % self.devices:
+            raise ValueError(f"finetune.batch_size {self.batch_size} must be divisible by finetune.devices {self.devices}")
+        return self
+
+
+PARAMETER_MODELS: dict[str, type[BaseModel]] = {
+    "data": DataParams,
+    "pretrain": PretrainParams,
+    "zeroshot": ZeroshotParams,
+    "finetune": FinetuneParams,
+}
 
 
 class ParameterError(ValueError):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from lipsum_ft.pipelines import data, pretrain, zeroshot
+from lipsum_ft.pipelines import data, finetune, pretrain, zeroshot
 
 CHAIN = {
     "data": data.create_pipeline,
     "pretrain": pretrain.create_pipeline,
     "zeroshot": zeroshot.create_pipeline,
+    "finetune": finetune.create_pipeline,
 }
 
 

@@ -18,8 +18,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from lipsum_ft.clip.guidance import encode_tokens
 from lipsum_ft.clip.images import normalize, random_resized_crop_flip
-from lipsum_ft.clip.schedule import decay_groups, warmup_cosine
+from lipsum_ft.clip.schedule import adamw, decay_groups, warmup_cosine
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def pretrain_clip(
     num_classes = int(caption_index.shape[1])
     by_class = [torch.nonzero(labels == k).flatten() for k in range(num_classes)]
     per_class = math.ceil(config.batch_size / num_classes)
-    optimizer = torch.optim.AdamW(decay_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.98), eps=1e-6)
+    optimizer = adamw(decay_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.98), eps=1e-6)
     scheduler = warmup_cosine(optimizer, config.steps, int(config.warmup_fraction * config.steps))
     max_log_scale = math.log(config.max_logit_scale)
     model.train()
@@ -106,9 +107,10 @@ def pretrain_clip(
         cells = caption_index[domain_ids[picks], labels[picks]]
         choice = torch.randint(cells.shape[1], (len(picks),), generator=generator)
         texts = tokens[cells[torch.arange(len(picks)), choice]]
+        texts = texts[:, : int((texts != 0).sum(dim=1).max())]  # drop all-padding columns: causal tower, same features
         batch = random_resized_crop_flip(normalize(images[picks], mean, std), generator, config.crop_scale, flip=config.flip)
         image_features = F.normalize(model.encode_image(batch), dim=-1)
-        text_features = F.normalize(model.encode_text(texts), dim=-1)
+        text_features = F.normalize(encode_tokens(model, texts), dim=-1)
         loss = soft_clip_loss(image_features, text_features, labels[picks], model.logit_scale.exp())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

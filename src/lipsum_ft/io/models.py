@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +11,7 @@ import torch
 from kedro.io import AbstractDataset
 from safetensors.torch import load_file, save_file
 
-from lipsum_ft.clip.backbone import ClipBundle, load_bundle, save_bundle
+from lipsum_ft.clip.backbone import ClipBundle, load_bundle, replace_folder, save_bundle
 from lipsum_ft.io.atomic import atomic_path
 
 
@@ -49,6 +51,39 @@ class TensorsDataset(AbstractDataset[dict[str, torch.Tensor], dict[str, torch.Te
 
     def _exists(self) -> bool:
         return self._filepath.is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}
+
+
+class ClipModelCollectionDataset(AbstractDataset[dict[str, ClipBundle], dict[str, ClipBundle]]):
+    """Several named models (e.g. one per fine-tuning method) as sub-folders, replaced as a whole.
+
+    The collection is written into a staging folder and swapped in at once, so a run never leaves a
+    mix of new models and stale ones from an earlier run.
+    """
+
+    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None):
+        self._filepath = Path(filepath)
+        self.metadata = metadata
+
+    def load(self) -> dict[str, ClipBundle]:
+        folders = sorted(p for p in self._filepath.iterdir() if (p / "open_clip_config.json").is_file())
+        return {p.name: load_bundle(p) for p in folders}
+
+    def save(self, data: dict[str, ClipBundle]) -> None:
+        self._filepath.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{self._filepath.name}.tmp-", dir=self._filepath.parent))
+        try:
+            for name, bundle in data.items():
+                save_bundle(bundle, staging / name)
+            replace_folder(staging, self._filepath)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+    def _exists(self) -> bool:
+        return self._filepath.is_dir() and any((p / "open_clip_config.json").is_file() for p in self._filepath.iterdir())
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath)}

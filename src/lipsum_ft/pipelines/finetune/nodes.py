@@ -1,0 +1,76 @@
+"""Nodes of the ``finetune`` pipeline."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from lipsum_ft.clip.backbone import ClipBundle
+from lipsum_ft.clip.finetuning import make_objective
+from lipsum_ft.clip.images import split_images
+from lipsum_ft.clip.prompts import resolve_templates
+from lipsum_ft.clip.training import InMemoryData, TrainConfig, fit
+from lipsum_ft.params import FinetuneParams, parse
+
+log = logging.getLogger(__name__)
+
+
+def reference_data(manifest: pd.DataFrame, params: FinetuneParams, size: int, mean, std) -> tuple[InMemoryData, InMemoryData]:
+    """Train and validation images of the reference domain (test is never touched here)."""
+    rows = manifest[manifest["domain"] == params.reference_domain]
+    if rows.empty:
+        raise ValueError(f"finetune.reference_domain {params.reference_domain!r} is not in the manifest; domains: {sorted(manifest['domain'].unique())}")
+    loaded = []
+    for split in (params.train_split, params.val_split):
+        images, labels = split_images(rows, split, size, progress=params.progress)[params.reference_domain]
+        loaded.append(InMemoryData(images, labels, mean, std))
+    return loaded[0], loaded[1]
+
+
+def train_config(params: FinetuneParams, method: str) -> TrainConfig:
+    return TrainConfig(
+        steps=params.steps, batch_size=params.batch_size, lr=params.lr, weight_decay=params.weight_decay,
+        betas=params.betas, eps=params.eps, warmup_fraction=params.warmup_fraction, grad_clip=params.grad_clip,
+        precision=params.precision, accelerator=params.accelerator, devices=params.devices, seed=params.seed,
+        crop_scale=params.augment.crop_scale, crop_ratio=params.augment.crop_ratio, flip=params.augment.flip,
+        eval_every=params.eval_every, eval_batch_size=params.eval_batch_size, checkpoint_every=params.checkpoint_every,
+        checkpoint_path=str(Path(params.checkpoint_dir) / f"{method}-seed{params.seed}.pt") if params.checkpoint_every else None,
+        resume=params.resume, progress=params.progress,
+    )
+
+
+def finetune_models(
+    pretrained_clip: ClipBundle, zeroshot_head: dict[str, torch.Tensor], manifest: pd.DataFrame, classnames: list[str], finetune: dict[str, Any]
+) -> tuple[dict[str, ClipBundle], pd.DataFrame]:
+    """Fine-tune each selected method from the zero-shot model; keep each run's best-on-val weights."""
+    params: FinetuneParams = parse("finetune", finetune)
+    spec = pretrained_clip.spec
+    mean, std = spec.preprocess_cfg["mean"], spec.preprocess_cfg["std"]
+    train_data, val_data = reference_data(manifest, params, spec.image_size, mean, std)
+    scale = float(zeroshot_head["logit_scale"])
+    models, logs = {}, []
+    for method in params.selected_methods:
+        started = time.perf_counter()
+        objective = make_objective(
+            method, pretrained_clip.model, zeroshot_head["weight"], scale,
+            model_name=spec.name, context_length=spec.context_length, classnames=classnames,
+            coefficients={"l2sp": params.l2sp.coefficient, "kd": params.kd.coefficient, "carft": params.carft.coefficient, "lipsum": params.lipsum.coefficient},
+            lipsum_texts=params.lipsum.num_texts, lipsum_length=params.lipsum.length,
+            carft_templates=resolve_templates(params.carft.templates), flyp_templates=resolve_templates(params.flyp.templates),
+            lp_steps=int(params.lpft.lp_fraction * params.steps), seed=params.seed,
+        )
+        result = fit(objective, train_data, val_data, train_config(params, method))
+        objective.load_trainable_state(result.best_state)
+        model, head = objective.export()
+        info = {"method": method, "seed": params.seed, "best_step": result.best_step, "best_val_acc": result.best_val_acc,
+                "reference_domain": params.reference_domain, "seconds": round(time.perf_counter() - started, 1)}
+        spec_out = type(spec)(model_cfg=spec.model_cfg, preprocess_cfg=spec.preprocess_cfg, name=spec.name, pretrained=spec.pretrained, extra={**spec.extra, "finetune": info})
+        models[method] = ClipBundle(model=model, spec=spec_out, head={"weight": head, "logit_scale": torch.tensor(scale)})
+        logs.append(pd.DataFrame(result.log).assign(method=method, seed=params.seed))
+        log.info("%s: best val acc %.3f at step %d (%.0f s)", method, result.best_val_acc, result.best_step, info["seconds"])
+    return models, pd.concat(logs, ignore_index=True)
