@@ -1,10 +1,28 @@
-"""Project hooks: validate parameters before any node runs."""
+"""Project hooks: stop a run before any node executes when its parameters or inputs are unusable.
+
+Both stops print one line naming the key or the pipeline to run first, not a traceback: the
+exception is a ``SystemExit`` subclass, which Kedro's CLI turns into a message and exit code 1.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from kedro.framework.hooks import hook_impl
 
-from lipsum_ft.params import validate_parameters
+from lipsum_ft.params import ParameterError, validate_parameters
+
+
+class RunAborted(SystemExit):
+    """A run refused to start; the message says why and what to do."""
+
+
+class InvalidParameters(RunAborted):
+    """A parameter group failed validation."""
+
+
+class MissingInputs(RunAborted):
+    """A pipeline needs artefacts that no earlier run produced."""
 
 
 class ValidateParametersHook:
@@ -12,4 +30,28 @@ class ValidateParametersHook:
 
     @hook_impl
     def after_context_created(self, context) -> None:
-        validate_parameters(context.params)
+        try:
+            validate_parameters(context.params)
+        except ParameterError as error:
+            raise InvalidParameters(str(error)) from None
+
+
+class MissingInputsHook:
+    """Name the pipeline to run first when a pipeline's inputs do not exist yet."""
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
+        missing = [name for name in sorted(pipeline.inputs()) if not name.startswith("params:") and name != "parameters" and not catalog.exists(name)]
+        if not missing:
+            return
+        from kedro.framework.project import pipelines
+
+        producers: dict[str, str] = {}
+        for name, candidate in pipelines.items():
+            if name != "__default__":
+                for output in candidate.outputs():
+                    producers.setdefault(output, name)
+        first = list(dict.fromkeys(producers.get(name, "?") for name in missing))
+        raise MissingInputs(
+            f"missing input(s) {', '.join(missing)}: run `kedro run --pipeline={' / '.join(first)}` first (or `kedro run` for the whole chain)"
+        )

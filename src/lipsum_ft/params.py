@@ -189,11 +189,63 @@ class FinetuneParams(_Strict):
         return self
 
 
+class WiseParams(_Strict):
+    alphas: list[float] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _alphas_in_unit_interval(self) -> "WiseParams":
+        bad = [a for a in self.alphas if not 0.0 <= a <= 1.0]
+        if bad:
+            raise ValueError(f"posthoc.wise.alphas must lie in [0, 1]; got {bad}")
+        return self
+
+
+class TpgmParams(_Strict):
+    norm: Literal["l2", "mars"] = "l2"
+    lr: float = Field(1e-2, gt=0)
+    steps: PositiveInt = 200
+    batch_size: PositiveInt = 64
+    exclude: list[str] = []  # substrings of tensor names left unprojected
+    seed: int = 0
+
+
+class PosthocParams(_Strict):
+    """``params:posthoc``: WiSE over an alpha grid and TPGM, learned on the reference domain's val split."""
+
+    reference_domain: str
+    val_split: str = "val"
+    wise: WiseParams
+    tpgm: TpgmParams = TpgmParams()
+    progress: bool = True
+
+
+class EnergyParams(_Strict):
+    num_texts: PositiveInt = 80
+    length: PositiveInt = 8
+    seed: int = 0
+
+
+class EvaluateParams(_Strict):
+    """``params:evaluate``: every model variant on every domain of the test split."""
+
+    split: str = "test"
+    reference_domain: str
+    batch_size: PositiveInt = 512
+    ece_bins: PositiveInt = 15
+    energy: EnergyParams = EnergyParams()
+    class_subsets: dict[str, list[str]] = {}  # domain -> class names its logits are restricted to
+    report_alpha: float = Field(0.5, ge=0, le=1)  # the WiSE alpha the summary table reports
+    reliability_variants: list[str] = ["zeroshot", "ft", "lipsum"]
+    progress: bool = True
+
+
 PARAMETER_MODELS: dict[str, type[BaseModel]] = {
     "data": DataParams,
     "pretrain": PretrainParams,
     "zeroshot": ZeroshotParams,
     "finetune": FinetuneParams,
+    "posthoc": PosthocParams,
+    "evaluate": EvaluateParams,
 }
 
 

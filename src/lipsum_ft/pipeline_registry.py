@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from lipsum_ft.pipelines import data, finetune, pretrain, zeroshot
+from lipsum_ft.pipelines import data, evaluate, finetune, posthoc, pretrain, zeroshot
 
 CHAIN = {
     "data": data.create_pipeline,
     "pretrain": pretrain.create_pipeline,
     "zeroshot": zeroshot.create_pipeline,
     "finetune": finetune.create_pipeline,
+    "posthoc": posthoc.create_pipeline,
+    "evaluate": evaluate.create_pipeline,
 }
 
 

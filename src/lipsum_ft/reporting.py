@@ -15,3 +15,67 @@ def domain_table(title: str, results: Mapping[str, Mapping[str, float]], referen
         mean = {k: sum(m[k] for m in results.values()) / len(results) for k in ("acc", "nll", "ece")}
         lines.append(f"| **mean** | {100 * mean['acc']:.1f} | {mean['nll']:.3f} | {100 * mean['ece']:.1f} | |")
     return "\n".join(lines) + "\n"
+
+
+def variant_summary(results) -> "pd.DataFrame":
+    """One row per variant: reference and shift-mean accuracy, ECE, NLL and energy gap."""
+    import pandas as pd
+
+    rows = []
+    for variant, part in results.groupby("variant", sort=False):
+        ref, shift = part[part["role"] == "reference"], part[part["role"] == "shift"]
+        first = part.iloc[0]
+        rows.append({
+            "variant": variant, "kind": first["kind"], "method": first["method"], "alpha": first["alpha"],
+            "ref_acc": ref["acc"].mean(), "shift_acc": shift["acc"].mean(),
+            "ref_ece": ref["ece"].mean(), "shift_ece": shift["ece"].mean(),
+            "ref_nll": ref["nll"].mean(), "shift_nll": shift["nll"].mean(),
+            "energy_gap": shift["energy_gap"].mean(),
+            **{f"acc_{d}": a for d, a in zip(part["domain"], part["acc"])},
+        })
+    return pd.DataFrame(rows)
+
+
+def reported_variants(summary, alpha: float) -> list[str]:
+    """The variants a summary shows: zero-shot, each fine-tuned method, WiSE at ``alpha``, TPGM."""
+    keep = summary["kind"].isin(["zeroshot", "finetuned", "tpgm"]) | ((summary["kind"] == "wise") & ((summary["alpha"] - alpha).abs() < 1e-9))
+    return summary.loc[keep, "variant"].tolist()
+
+
+def summary_markdown(results, alpha: float, tpgm_summary: Mapping[str, Mapping[str, float]] | None = None) -> str:
+    """The results table people read: accuracy and calibration on the reference domain and under shift."""
+    summary = variant_summary(results).set_index("variant")
+    domains = list(dict.fromkeys(results["domain"]))
+    reference = results.loc[results["role"] == "reference", "domain"].iloc[0]
+    head = ["variant", f"ref acc ({reference})", "shift acc (mean)", *[f"{d}" for d in domains if d != reference], "ref ECE", "shift ECE", "shift NLL", "energy gap"]
+    lines = [
+        f"### Results on the {results['split'].iloc[0]} split (accuracy and ECE in %)",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|---|" + "---:|" * (len(head) - 1),
+    ]
+    for variant in reported_variants(summary.reset_index(), alpha):
+        row = summary.loc[variant]
+        cells = [f"{100 * row['ref_acc']:.1f}", f"**{100 * row['shift_acc']:.1f}**"]
+        cells += [f"{100 * row[f'acc_{d}']:.1f}" for d in domains if d != reference]
+        cells += [f"{100 * row['ref_ece']:.1f}", f"{100 * row['shift_ece']:.1f}", f"{row['shift_nll']:.3f}", f"{row['energy_gap']:.4f}"]
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    lines += ["", f"WiSE rows use alpha = {alpha}; the energy gap is the shift-domain mean, zero-shot text tower, fixed random texts."]
+    if tpgm_summary:
+        ratios = ", ".join(f"{m}: {s['mean_ratio']:.2f}" for m, s in tpgm_summary.items())
+        lines.append(f"TPGM mean projection ratio (1 = fine-tuned weights kept): {ratios}.")
+    return "\n".join(lines) + "\n"
+
+
+def flat_metrics(results) -> dict[str, float]:
+    """``<variant>.<split>.<domain>.<metric>`` plus per-variant ``reference``/``shift_mean`` keys, for DVC."""
+    out: dict[str, float] = {}
+    for row in results.itertuples():
+        for metric in ("acc", "nll", "ece", "energy_gap"):
+            out[f"{row.variant}.{row.split}.{row.domain}.{metric}"] = round(float(getattr(row, metric)), 6)
+    split = results["split"].iloc[0]
+    for row in variant_summary(results).itertuples():
+        out[f"{row.variant}.{split}.reference.acc"] = round(float(row.ref_acc), 6)
+        out[f"{row.variant}.{split}.shift_mean.acc"] = round(float(row.shift_acc), 6)
+        out[f"{row.variant}.{split}.shift_mean.ece"] = round(float(row.shift_ece), 6)
+    return out

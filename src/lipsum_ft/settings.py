@@ -2,9 +2,9 @@
 
 from kedro.config import OmegaConfigLoader
 
-from lipsum_ft.hooks import ValidateParametersHook
+from lipsum_ft.hooks import MissingInputsHook, ValidateParametersHook
 
-HOOKS = (ValidateParametersHook(),)
+HOOKS = (ValidateParametersHook(), MissingInputsHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -10,7 +10,7 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
 from lipsum_ft.ingest.validation import ManifestValidationError
-from lipsum_ft.params import ParameterError
+from lipsum_ft.hooks import InvalidParameters
 
 
 def run(project, pipeline: str, **runtime_params):
@@ -51,6 +51,6 @@ def test_broken_tree_stops_the_run_and_keeps_the_old_manifest(kedro_project):
 
 
 def test_bad_parameter_is_named_before_any_node_runs(kedro_project):
-    with pytest.raises(ParameterError, match=r"data\.source"):
+    with pytest.raises(InvalidParameters, match=r"data\.source"):
         run(kedro_project, "data", data={"source": "imagenet21k"})
     assert not (kedro_project / "data/01_raw/dataset_info.json").exists()

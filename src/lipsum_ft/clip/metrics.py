@@ -42,3 +42,21 @@ def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, bins: int
         "ece": expected_calibration_error(logits, labels, bins),
         "n": int(labels.numel()),
     }
+
+
+def energy_gap(features: torch.Tensor, zero_shot_features: torch.Tensor, text_features: torch.Tensor) -> float:
+    """The paper's EnergyGap: mean over images and texts of (E_theta - E_0)^2 with E(x, t) = -<G(t), F(x)>."""
+    difference = (zero_shot_features - features) @ text_features.T  # E_theta - E_0
+    return (difference**2).mean().item()
+
+
+def restrict_to_classes(logits: torch.Tensor, labels: torch.Tensor, subset: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keep only the logits of ``subset`` (e.g. ImageNet-R's 200 classes) and relabel into it."""
+    index = torch.tensor(subset, dtype=torch.long)
+    position = torch.full((int(max(subset)) + 1,), -1, dtype=torch.long)
+    position[index] = torch.arange(len(subset))
+    inside = labels <= position.numel() - 1
+    mapped = torch.where(inside, position[labels.clamp(max=position.numel() - 1)], torch.tensor(-1))
+    if (mapped < 0).any():
+        raise ValueError(f"{int((mapped < 0).sum())} labels fall outside the class subset")
+    return logits[:, index], mapped

@@ -48,3 +48,8 @@ class ClipClassifier(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.logits_from_features(self.features(images))
+
+
+def classifier_for(model: nn.Module, head: dict[str, torch.Tensor]) -> ClipClassifier:
+    """The classifier of a CLIP model and a head dict (``weight``, ``logit_scale``), sharing the model's tower."""
+    return ClipClassifier(model.visual, head["weight"], float(head["logit_scale"]))

@@ -52,3 +52,25 @@ class AtomicParquetDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath)}
+
+
+class FigureDataset(AbstractDataset[Any, Any]):
+    """A matplotlib figure saved as PNG, atomically; loading returns the file's path (figures are outputs)."""
+
+    def __init__(self, filepath: str, dpi: int = 120, metadata: dict[str, Any] | None = None):
+        self._filepath = Path(filepath)
+        self._dpi = dpi
+        self.metadata = metadata
+
+    def load(self) -> Path:
+        return self._filepath
+
+    def save(self, data: Any) -> None:
+        with atomic_path(self._filepath) as temporary:
+            data.savefig(temporary, format="png", dpi=self._dpi)
+
+    def _exists(self) -> bool:
+        return self._filepath.is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath), "dpi": self._dpi}

@@ -87,3 +87,34 @@ class ClipModelCollectionDataset(AbstractDataset[dict[str, ClipBundle], dict[str
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath)}
+
+
+class TensorCollectionDataset(AbstractDataset[dict[str, dict[str, torch.Tensor]], dict[str, dict[str, torch.Tensor]]]):
+    """Named tensor dicts (e.g. one classifier state per WiSE alpha) as ``<name>.safetensors`` in one folder.
+
+    Written into a staging folder and swapped in whole, like ``ClipModelCollectionDataset``.
+    """
+
+    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None):
+        self._filepath = Path(filepath)
+        self.metadata = metadata
+
+    def load(self) -> dict[str, dict[str, torch.Tensor]]:
+        return {p.stem: load_file(str(p)) for p in sorted(self._filepath.glob("*.safetensors"))}
+
+    def save(self, data: dict[str, dict[str, torch.Tensor]]) -> None:
+        self._filepath.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{self._filepath.name}.tmp-", dir=self._filepath.parent))
+        try:
+            for name, tensors in data.items():
+                save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(staging / f"{name}.safetensors"))
+            replace_folder(staging, self._filepath)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+    def _exists(self) -> bool:
+        return self._filepath.is_dir()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}

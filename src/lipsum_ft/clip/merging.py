@@ -1,0 +1,110 @@
+"""Post-hoc robustness on state dicts: WiSE weight interpolation and TPGM projection (REFERENCE.md).
+
+Both act on a classifier's tensors (image tower + head), given the zero-shot state ``theta_0``
+and the fine-tuned state ``theta``; tensors that are not floating point are copied from theta.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+from tqdm.auto import tqdm
+
+State = dict[str, torch.Tensor]
+
+
+def wise(zero_shot: State, finetuned: State, alpha: float) -> State:
+    """theta_alpha = (1 - alpha) * theta_0 + alpha * theta; alpha 0 and 1 return the endpoints exactly."""
+    if zero_shot.keys() != finetuned.keys():
+        raise ValueError(f"states differ in keys: {sorted(zero_shot.keys() ^ finetuned.keys())[:5]}")
+    merged = {}
+    for name, theta in finetuned.items():
+        theta0 = zero_shot[name]
+        if alpha == 0.0 or not theta.is_floating_point():
+            merged[name] = (theta0 if alpha == 0.0 else theta).clone()
+        elif alpha == 1.0:
+            merged[name] = theta.clone()
+        else:
+            merged[name] = torch.lerp(theta0, theta, alpha)
+    return merged
+
+
+def tensor_norm(d: torch.Tensor, norm: str) -> torch.Tensor:
+    """``l2``: one norm per tensor; ``mars``: per output row, the L1 norm over the rest (1-D: one row)."""
+    if norm == "l2":
+        return d.norm()
+    if norm == "mars":
+        return d.abs().reshape(d.shape[0], -1).sum(dim=1) if d.ndim > 1 else d.abs().sum().reshape(1)
+    raise ValueError(f"unknown TPGM norm {norm!r}; valid: l2, mars")
+
+
+def _broadcast(ratio: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    return ratio.reshape(-1, *([1] * (d.ndim - 1))) if ratio.numel() > 1 else ratio
+
+
+@dataclass
+class TPGMProjection:
+    """Learnable radii gamma (one per tensor, or per row for ``mars``) around theta_0."""
+
+    zero_shot: State
+    finetuned: State
+    names: list[str]
+    norm: str = "l2"
+
+    def __post_init__(self) -> None:
+        self.deltas = {n: (self.finetuned[n] - self.zero_shot[n]).detach() for n in self.names}
+        self.norms = {n: tensor_norm(d, self.norm) for n, d in self.deltas.items()}
+        self.max_norm = max(v.max() for v in self.norms.values()).item()
+        start = min(v.min() for v in self.norms.values()).item() / 2
+        self.radii = {n: torch.full_like(v, start).requires_grad_(True) for n, v in self.norms.items()}
+
+    def clip_radii(self) -> None:
+        """Keep every radius in [1e-8, max ||d||] (no gradient through the clipping)."""
+        with torch.no_grad():
+            for radius in self.radii.values():
+                radius.clamp_(1e-8, max(self.max_norm, 1e-8))
+
+    def ratio(self, name: str) -> torch.Tensor:
+        return torch.clamp(self.radii[name] / (self.norms[name] + 1e-8), 0, 1)
+
+    def project(self) -> State:
+        """theta0 + clamp(gamma / ||d||, 0, 1) * d for the projected tensors; theta for the rest."""
+        state = dict(self.finetuned)
+        for name in self.names:
+            d = self.deltas[name]
+            state[name] = self.zero_shot[name] + _broadcast(self.ratio(name), d) * d
+        return state
+
+
+def learn_tpgm(
+    classifier: nn.Module,
+    zero_shot: State,
+    finetuned: State,
+    batches: Callable[[int], tuple[torch.Tensor, torch.Tensor]],
+    steps: int = 200,
+    lr: float = 1e-2,
+    norm: str = "l2",
+    exclude: Sequence[str] = (),
+    progress: bool = True,
+) -> tuple[State, TPGMProjection]:
+    """Learn the radii with Adam on cross-entropy over ``batches(step)`` (validation data), then project once."""
+    names = [n for n, t in finetuned.items() if t.is_floating_point() and n != "logit_scale" and not any(e in n for e in exclude)]
+    projection = TPGMProjection(zero_shot, finetuned, names, norm)
+    optimizer = torch.optim.Adam(list(projection.radii.values()), lr=lr)
+    classifier.eval()
+    for step in tqdm(range(steps), desc=f"TPGM ({norm})", unit="step", disable=not progress):
+        projection.clip_radii()
+        images, labels = batches(step)
+        logits = functional_call(classifier, projection.project(), (images,))
+        loss = F.cross_entropy(logits, labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    projection.clip_radii()
+    with torch.no_grad():
+        return {k: v.detach().clone() for k, v in projection.project().items()}, projection

@@ -1,0 +1,69 @@
+"""Nodes of the ``posthoc`` pipeline: classifier states (image tower + head) for WiSE and TPGM."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+import pandas as pd
+import torch
+
+from lipsum_ft.clip.backbone import ClipBundle
+from lipsum_ft.clip.guidance import step_generator
+from lipsum_ft.clip.images import normalize, split_images
+from lipsum_ft.clip.merging import learn_tpgm, wise
+from lipsum_ft.clip.zeroshot import classifier_for
+from lipsum_ft.params import PosthocParams, parse
+
+log = logging.getLogger(__name__)
+
+State = dict[str, torch.Tensor]
+
+
+def _states(pretrained_clip: ClipBundle, zeroshot_head: dict[str, torch.Tensor], finetuned_clip: dict[str, ClipBundle]) -> tuple[State, dict[str, State]]:
+    zero = classifier_for(pretrained_clip.model, zeroshot_head).state_dict()
+    tuned = {m: classifier_for(b.model, b.head).state_dict() for m, b in finetuned_clip.items()}
+    return zero, tuned
+
+
+def wise_models(
+    pretrained_clip: ClipBundle, zeroshot_head: dict[str, torch.Tensor], finetuned_clip: dict[str, ClipBundle], posthoc: dict[str, Any]
+) -> dict[str, State]:
+    """WiSE(method, alpha) for every fine-tuned method and every alpha of the grid."""
+    params: PosthocParams = parse("posthoc", posthoc)
+    zero, tuned = _states(pretrained_clip, zeroshot_head, finetuned_clip)
+    return {f"wise-{method}-{alpha:.2f}": wise(zero, state, alpha) for method, state in tuned.items() for alpha in params.wise.alphas}
+
+
+def tpgm_models(
+    pretrained_clip: ClipBundle,
+    zeroshot_head: dict[str, torch.Tensor],
+    finetuned_clip: dict[str, ClipBundle],
+    manifest: pd.DataFrame,
+    posthoc: dict[str, Any],
+) -> tuple[dict[str, State], dict[str, Any]]:
+    """TPGM projection of every fine-tuned method, radii learned on the reference domain's val split."""
+    params: PosthocParams = parse("posthoc", posthoc)
+    spec = pretrained_clip.spec
+    rows = manifest[manifest["domain"] == params.reference_domain]
+    images, labels = split_images(rows, params.val_split, spec.image_size, progress=params.progress)[params.reference_domain]
+    mean, std = spec.preprocess_cfg["mean"], spec.preprocess_cfg["std"]
+    size = min(params.tpgm.batch_size, len(labels))
+
+    def batches(step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        picks = torch.randperm(len(labels), generator=step_generator(params.tpgm.seed, step))[:size]
+        return normalize(images[picks], mean, std), labels[picks]
+
+    zero, tuned = _states(pretrained_clip, zeroshot_head, finetuned_clip)
+    projected, summary = {}, {}
+    for method, state in tuned.items():
+        template = classifier_for(copy.deepcopy(pretrained_clip.model), zeroshot_head)
+        projected[f"tpgm-{method}"], projection = learn_tpgm(
+            template, zero, state, batches, params.tpgm.steps, params.tpgm.lr, params.tpgm.norm, params.tpgm.exclude, params.progress
+        )
+        ratios = torch.cat([projection.ratio(n).detach().flatten() for n in projection.names])
+        summary[method] = {"norm": params.tpgm.norm, "tensors": len(projection.names), "mean_ratio": ratios.mean().item(),
+                           "min_ratio": ratios.min().item(), "max_ratio": ratios.max().item()}
+        log.info("TPGM %s: mean projection ratio %.3f", method, summary[method]["mean_ratio"])
+    return projected, summary
