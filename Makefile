@@ -23,6 +23,7 @@ $(STAMP): pyproject.toml
 
 run: setup
 	$(BIN)/kedro run
+	@echo; cat data/08_reporting/zeroshot_table.md; echo; cat reports/summary.md
 
 test: setup
 	$(BIN)/python -m pytest

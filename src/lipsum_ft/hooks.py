@@ -49,7 +49,7 @@ class MissingInputsHook:
         producers: dict[str, str] = {}
         for name, candidate in pipelines.items():
             if name != "__default__":
-                for output in candidate.outputs():
+                for output in candidate.all_outputs():
                     producers.setdefault(output, name)
         first = list(dict.fromkeys(producers.get(name, "?") for name in missing))
         raise MissingInputs(

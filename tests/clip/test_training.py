@@ -95,7 +95,13 @@ def test_non_finite_loss_names_step_and_terms_and_keeps_the_last_checkpoint(setu
 
 @pytest.mark.slow
 def test_two_processes_equal_one_with_the_same_global_batch(setup):
-    one = fit(make(setup), setup[3], setup[4], config(steps=3, eval_every=3))
-    two = fit(make(setup), setup[3], setup[4], config(steps=3, eval_every=3, devices=2))
-    assert_states_equal(one.best_state, two.best_state, rtol=1e-3, atol=5e-5)  # all-reduce order
-    assert abs(one.log[-1]["loss"] - two.log[-1]["loss"]) < 1e-2  # rank 0 logs its half-batch loss
+    # Adam turns a gradient of ~1e-9 into a full-size step of either sign, so float noise from the
+    # all-reduce order would dominate parameters with vanishing gradients; a larger eps keeps every
+    # update proportional to its gradient and lets the comparison be tight.
+    settings = dict(steps=3, eval_every=3, eps=1e-3, lr=1e-2)
+    one = fit(make(setup), setup[3], setup[4], config(**settings))
+    two = fit(make(setup), setup[3], setup[4], config(**settings, devices=2))
+    moved = sum((one.best_state[k] - setup[0].visual.state_dict()[k.removeprefix("visual.")]).abs().sum() for k in one.best_state if k.startswith("visual."))
+    assert moved > 1e-3  # training did change the weights
+    assert_states_equal(one.best_state, two.best_state, rtol=1e-5, atol=1e-6)
+    assert [r["loss"] for r in one.log] == pytest.approx([r["loss"] for r in two.log], rel=1e-5)  # global-batch loss

@@ -27,12 +27,12 @@ def test_data_pipeline_writes_validated_manifest(kedro_project):
     report = json.loads((kedro_project / "data/08_reporting/data_validation.json").read_text())
     assert report["success"] is True
     assert classnames[:3] == ["zero", "one", "two"]
-    assert len(manifest) == 100 * 6  # conf/test: 100 source digits rendered in six domains
+    assert len(manifest) == 200 * 6  # conf/test: 200 source digits rendered in six domains
     assert set(manifest["split"]) == {"pretrain", "train", "val", "test"}
     per_digit_splits = manifest.assign(digit=manifest["path"].str.extract(r"_(\d+)\.png$")[0]).groupby("digit")["split"].nunique()
     assert per_digit_splits.max() == 1
     info = json.loads((kedro_project / "data/01_raw/dataset_info.json").read_text())
-    assert info["regenerated"] is True and info["num_images"] == 600
+    assert info["regenerated"] is True and info["num_images"] == 1200
 
     run(kedro_project, "data")  # second run reuses the rendered tree
     assert json.loads((kedro_project / "data/01_raw/dataset_info.json").read_text())["regenerated"] is False

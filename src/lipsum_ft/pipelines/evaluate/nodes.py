@@ -90,7 +90,7 @@ def summarise(results: pd.DataFrame, tpgm_summary: dict[str, Any], evaluate: dic
     """Flat metrics for DVC (``<variant>.<split>.<domain>.<metric>``) and the Markdown summary table."""
     params: EvaluateParams = parse("evaluate", evaluate)
     table = summary_markdown(results, params.report_alpha, tpgm_summary)
-    log.info("\n%s", table)
+    log.info("results table written (reports/summary.md); %d variants", results["variant"].nunique())
     return flat_metrics(results), table
 
 

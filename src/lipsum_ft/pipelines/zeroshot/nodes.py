@@ -41,5 +41,6 @@ def evaluate_zeroshot(
         classifier, data, spec.preprocess_cfg["mean"], spec.preprocess_cfg["std"], params.batch_size, params.ece_bins, params.progress
     )
     table = domain_table(f"Zero-shot ({spec.name}, split {params.split}, logit scale {float(zeroshot_head['logit_scale']):.1f})", results)
-    log.info("\n%s", table)
+    mean_acc = sum(m["acc"] for m in results.values()) / len(results)
+    log.info("zero-shot mean accuracy over %d domains: %.1f%% (table: data/08_reporting/zeroshot_table.md)", len(results), 100 * mean_acc)
     return {"split": params.split, "logit_scale": float(zeroshot_head["logit_scale"]), "domains": results}, table
