@@ -11,7 +11,7 @@ export GX_ANALYTICS_ENABLED := false
 export DVC_NO_ANALYTICS := 1
 export MPLBACKEND := Agg
 
-.PHONY: setup run test viz clean-data
+.PHONY: setup run test viz viz-build repro readme clean-data
 
 setup: $(STAMP)
 
@@ -29,7 +29,16 @@ test: setup
 	$(BIN)/python -m pytest
 
 viz: setup
-	$(BIN)/kedro viz run --no-browser
+	$(BIN)/kedro viz run --no-browser --include-hooks
+
+viz-build: setup
+	$(BIN)/kedro viz build --include-hooks
+
+repro: setup
+	$(BIN)/dvc repro
+
+readme:
+	$(BIN)/python -m lipsum_ft.readme
 
 clean-data:
 	rm -rf data/01_raw/digit_domains data/02_intermediate/* data/08_reporting/*

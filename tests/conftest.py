@@ -36,6 +36,16 @@ def digit_tree(tmp_path: Path):
     return FolderLayout(root=root, domains=("photo", "sketch"), splits=("train", "test"))
 
 
+@pytest.fixture(scope="session")
+def chain(tmp_path_factory) -> Path:
+    """A project folder after ``kedro run --env=test`` (data -> pretrain -> zeroshot -> finetune -> posthoc -> evaluate)."""
+    from tests.kedro_helpers import copy_project, run_in
+
+    project = copy_project(tmp_path_factory.mktemp("chain") / "project")
+    run_in(project)
+    return project
+
+
 @pytest.fixture
 def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A throw-away copy of the project's configuration, run from its own folder so outputs stay there."""

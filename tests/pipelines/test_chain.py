@@ -11,7 +11,7 @@ import torch
 from lipsum_ft.clip.backbone import load_bundle
 from lipsum_ft.hooks import InvalidParameters, MissingInputs
 
-from .conftest import copy_project, run_in
+from tests.kedro_helpers import copy_project, run_in
 
 pytestmark = pytest.mark.slow
 

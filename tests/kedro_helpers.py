@@ -1,4 +1,4 @@
-"""One real run of the whole chain on ``conf/test``, shared by the pipeline tests of this folder."""
+"""Helpers to run the Kedro project for real in a throw-away copy of its configuration."""
 
 from __future__ import annotations
 
@@ -6,11 +6,10 @@ import os
 import shutil
 from pathlib import Path
 
-import pytest
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def copy_project(target: Path) -> Path:
@@ -32,11 +31,3 @@ def run_in(project: Path, pipelines: list[str] | None = None, **runtime_params):
             return session.run(pipeline_names=pipelines)
     finally:
         os.chdir(previous)
-
-
-@pytest.fixture(scope="session")
-def chain(tmp_path_factory) -> Path:
-    """A project folder after ``kedro run --env=test`` (data -> pretrain -> zeroshot -> finetune -> posthoc -> evaluate)."""
-    project = copy_project(tmp_path_factory.mktemp("chain") / "project")
-    run_in(project)
-    return project

@@ -1,0 +1,87 @@
+"""Milliseconds per training step of every method on one model and batch, measured in one run.
+
+Also the project's loop (data, augmentation, Fabric, logging) against a bare
+forward/backward/AdamW loop of the same model and batch. Ratios are what to compare: the machine
+is noisy, so absolute numbers drift between runs.
+
+    .venv/bin/python benchmarks/step_cost.py [--steps 30] [--batch 128] [--model TinyCLIP-ViT-P8-32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from lipsum_ft.clip.backbone import new_model
+from lipsum_ft.clip.finetuning import make_objective
+from lipsum_ft.clip.images import normalize
+from lipsum_ft.clip.objectives import METHODS
+from lipsum_ft.clip.schedule import adamw, decay_groups
+from lipsum_ft.clip.training import InMemoryData, TrainConfig, fit
+from lipsum_ft.clip.zeroshot import ClipClassifier
+
+TEMPLATES = ["a photo of the digit {}.", "a sketch of the digit {}."]
+
+
+def bare_loop_ms(model, head, data: InMemoryData, batch: int, steps: int, warmup: int) -> float:
+    """Forward, backward and AdamW step of image tower + head on a ready batch: the floor."""
+    classifier = ClipClassifier(model.visual, head, 14.0)
+    import copy
+
+    classifier = copy.deepcopy(classifier).train()
+    optimizer = adamw(decay_groups(classifier, 0.1), lr=1e-5, betas=(0.9, 0.999), eps=1e-8)
+    images = normalize(data.images[:batch], data.mean, data.std)
+    labels = data.labels[:batch]
+    times = []
+    for step in range(warmup + steps):
+        started = time.perf_counter()
+        loss = F.cross_entropy(classifier(images), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - started)
+    return 1000 * statistics.median(times[warmup:])
+
+
+def method_ms(method: str, model, spec, head, data: InMemoryData, classnames, batch: int, steps: int, warmup: int) -> float:
+    """The project's loop for ``method``: median step time from its own log (validation steps excluded)."""
+    objective = make_objective(method, model, head, 14.0, model_name=spec.name, context_length=spec.context_length, classnames=classnames,
+                               coefficients={method: 1.0}, carft_templates=TEMPLATES, flyp_templates=TEMPLATES, lp_steps=0)
+    config = TrainConfig(steps=warmup + steps + 1, batch_size=batch, lr=1e-5, weight_decay=0.1, eval_every=10**9, progress=False, crop_scale=(0.5, 1.0))
+    log = fit(objective, data, data, config).log
+    return 1000 * statistics.median(batch / row["images_per_s"] for row in log[warmup:-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="TinyCLIP-ViT-P8-32")
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=5)
+    args = parser.parse_args()
+    model, spec = new_model(args.model, seed=0)
+    model.eval()
+    size, k = spec.image_size, 10
+    classnames = [f"class {i}" for i in range(k)]
+    head = F.normalize(torch.randn(spec.model_cfg["embed_dim"], k), dim=0)
+    g = torch.Generator().manual_seed(0)
+    data = InMemoryData(torch.randint(0, 256, (4 * args.batch, 3, size, size), generator=g, dtype=torch.uint8),
+                        torch.randint(0, k, (4 * args.batch,), generator=g), spec.preprocess_cfg["mean"], spec.preprocess_cfg["std"])
+    results = {"model": args.model, "batch": args.batch, "threads": torch.get_num_threads()}
+    results["bare_ms"] = bare_loop_ms(model, head, data, args.batch, args.steps, args.warmup)
+    for method in METHODS:
+        results[f"{method}_ms"] = method_ms(method, model, spec, head, data, classnames, args.batch, args.steps, args.warmup)
+    results["bare_ms_again"] = bare_loop_ms(model, head, data, args.batch, args.steps, args.warmup)  # drift check
+    bare = min(results["bare_ms"], results["bare_ms_again"])
+    results["loop_vs_bare_throughput"] = bare / results["ft_ms"]
+    results["lipsum_over_ft"] = results["lipsum_ms"] / results["ft_ms"]
+    print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in results.items()}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
