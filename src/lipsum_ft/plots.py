@@ -53,7 +53,7 @@ def reliability_diagrams(results: pd.DataFrame, reliability: dict[str, Any], var
             ax.set_xlabel("confidence")
             ax.set_ylabel("accuracy")
             if row == 0 and col == 0:
-                ax.legend(fontsize=7, loc="upper left")
+                ax.legend(fontsize=7, loc="lower right")
     fig.suptitle("Reliability diagrams (15 equal-width bins)")
     return fig
 
@@ -108,7 +108,7 @@ def energy_gap_vs_shift(results: pd.DataFrame, alpha: float) -> Figure:
         ax.annotate(point["variant"], (point["energy_gap"], 100 * point["shift_acc"]), fontsize=7, xytext=(4, 3), textcoords="offset points")
     if len(shown) > 2:
         rho = shown["energy_gap"].rank().corr(shown["shift_acc"].rank())
-        ax.set_title(f"Energy gap to the zero-shot model vs shift accuracy (Spearman ρ = {rho:.2f})")
+        ax.set_title(f"Energy gap to the zero-shot model vs shift accuracy\n(Spearman rank correlation ρ = {rho:.2f})")
     else:
         ax.set_title("Energy gap to the zero-shot model vs shift accuracy")
     ax.set_xlabel("energy gap (shift-domain mean)")

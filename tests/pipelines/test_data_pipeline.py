@@ -43,7 +43,7 @@ def test_broken_tree_stops_the_run_and_keeps_the_old_manifest(kedro_project):
     run(kedro_project, "data")
     manifest_file = kedro_project / "data/02_intermediate/manifest.parquet"
     before = manifest_file.read_bytes()
-    split_file = kedro_project / "data/01_raw/digit_domains_test/photo_test.txt"
+    split_file = kedro_project / "data/01_raw/digit_domains/photo_test.txt"
     split_file.write_text(split_file.read_text() + "photo/zero/not_there.png 0\n")
     with pytest.raises(ManifestValidationError, match=r"photo_test\.txt:\d+ -> file_exists=False"):
         run(kedro_project, "data")
