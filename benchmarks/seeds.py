@@ -30,6 +30,7 @@ def scratch_project(folder: Path) -> Path:
     shutil.copy(ROOT / "pyproject.toml", folder / "pyproject.toml")
     shutil.copytree(ROOT / "conf", folder / "conf", ignore=shutil.ignore_patterns("local"))
     (folder / "conf" / "local").mkdir()
+    (folder / "src").mkdir()  # Kedro insists on the source folder; the package is installed
     for relative in SHARED:
         source = ROOT / relative
         if not source.exists():
