@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -41,10 +40,19 @@ def scratch_project(folder: Path) -> Path:
 
 
 def run_seed(project: Path, seed: int, methods: list[str]) -> pd.DataFrame:
-    params = f"finetune.seed={seed},posthoc.tpgm.seed={seed},finetune.methods=[{','.join(methods)}],finetune.checkpoint_every=0"
-    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1", "GX_ANALYTICS_ENABLED": "false"}
-    command = [str(Path(sys.executable).parent / "kedro"), "run", "--env=base", "--pipelines=finetune,posthoc,evaluate", f"--params={params}"]
-    subprocess.run(command, cwd=project, env=env, check=True)
+    """finetune -> posthoc -> evaluate in ``project`` for one seed (a Kedro session: the CLI cannot pass lists)."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    overrides = {"finetune": {"seed": seed, "methods": methods, "checkpoint_every": 0}, "posthoc": {"tpgm": {"seed": seed}}}
+    previous = os.getcwd()
+    os.chdir(project)
+    try:
+        bootstrap_project(project)
+        with KedroSession.create(project_path=project, env="base", runtime_params=overrides) as session:
+            session.run(pipeline_names=["finetune", "posthoc", "evaluate"])
+    finally:
+        os.chdir(previous)
     return pd.read_csv(project / "reports/results.csv").assign(seed=seed)
 
 
