@@ -10,6 +10,7 @@ is noisy, so absolute numbers drift between runs.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import time
@@ -19,40 +20,47 @@ import torch.nn.functional as F
 
 from lipsum_ft.clip.backbone import new_model
 from lipsum_ft.clip.finetuning import make_objective
-from lipsum_ft.clip.images import normalize
 from lipsum_ft.clip.objectives import METHODS
 from lipsum_ft.clip.schedule import adamw, decay_groups
-from lipsum_ft.clip.training import InMemoryData, TrainConfig, fit
+from lipsum_ft.clip.images import InMemoryImages, normalize
+from lipsum_ft.clip.training import TrainConfig, fit
 from lipsum_ft.clip.zeroshot import ClipClassifier
 
 TEMPLATES = ["a photo of the digit {}.", "a sketch of the digit {}."]
 
 
-def bare_loop_ms(model, head, data: InMemoryData, batch: int, steps: int, warmup: int) -> float:
-    """Forward, backward and AdamW step of image tower + head on a ready batch: the floor."""
-    classifier = ClipClassifier(model.visual, head, 14.0)
-    import copy
+def synchronize(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
 
-    classifier = copy.deepcopy(classifier).train()
+
+def bare_loop_ms(model, head, data: InMemoryImages, batch: int, steps: int, warmup: int, device: str = "cpu", bf16: bool = False) -> float:
+    """Forward, backward and AdamW step of image tower + head on a ready batch: the floor."""
+    classifier = copy.deepcopy(ClipClassifier(model.visual, head, 14.0)).train().to(device)
     optimizer = adamw(decay_groups(classifier, 0.1), lr=1e-5, betas=(0.9, 0.999), eps=1e-8)
-    images = normalize(data.images[:batch], data.mean, data.std)
-    labels = data.labels[:batch]
+    images = normalize(data.images[:batch], data.mean, data.std).to(device)
+    labels = data.labels[:batch].to(device)
     times = []
     for step in range(warmup + steps):
+        synchronize(device)
         started = time.perf_counter()
-        loss = F.cross_entropy(classifier(images), labels)
+        with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(classifier(images), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        synchronize(device)
         times.append(time.perf_counter() - started)
     return 1000 * statistics.median(times[warmup:])
 
 
-def method_ms(method: str, model, spec, head, data: InMemoryData, classnames, batch: int, steps: int, warmup: int) -> float:
+def method_ms(method: str, model, spec, head, data: InMemoryImages, classnames, batch: int, steps: int, warmup: int,
+              accelerator: str = "cpu", precision: str = "32-true") -> float:
     """The project's loop for ``method``: median step time from its own log (validation steps excluded)."""
     objective = make_objective(method, model, head, 14.0, model_name=spec.name, context_length=spec.context_length, classnames=classnames,
                                coefficients={method: 1.0}, carft_templates=TEMPLATES, flyp_templates=TEMPLATES, lp_steps=0)
-    config = TrainConfig(steps=warmup + steps + 1, batch_size=batch, lr=1e-5, weight_decay=0.1, eval_every=10**9, progress=False, crop_scale=(0.5, 1.0))
+    config = TrainConfig(steps=warmup + steps + 1, batch_size=batch, lr=1e-5, weight_decay=0.1, eval_every=10**9, progress=False,
+                         crop_scale=(0.5, 1.0), accelerator=accelerator, precision=precision)
     log = fit(objective, data, data, config).log
     return 1000 * statistics.median(batch / row["images_per_s"] for row in log[warmup:-1])
 
@@ -70,7 +78,7 @@ def main() -> None:
     classnames = [f"class {i}" for i in range(k)]
     head = F.normalize(torch.randn(spec.model_cfg["embed_dim"], k), dim=0)
     g = torch.Generator().manual_seed(0)
-    data = InMemoryData(torch.randint(0, 256, (4 * args.batch, 3, size, size), generator=g, dtype=torch.uint8),
+    data = InMemoryImages(torch.randint(0, 256, (4 * args.batch, 3, size, size), generator=g, dtype=torch.uint8),
                         torch.randint(0, k, (4 * args.batch,), generator=g), spec.preprocess_cfg["mean"], spec.preprocess_cfg["std"])
     results = {"model": args.model, "batch": args.batch, "threads": torch.get_num_threads()}
     results["bare_ms"] = bare_loop_ms(model, head, data, args.batch, args.steps, args.warmup)

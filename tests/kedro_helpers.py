@@ -21,13 +21,13 @@ def copy_project(target: Path) -> Path:
     return target
 
 
-def run_in(project: Path, pipelines: list[str] | None = None, **runtime_params):
-    """``kedro run --env=test`` inside ``project`` (relative catalog paths resolve there)."""
+def run_in(project: Path, pipelines: list[str] | None = None, env: str = "test", **runtime_params):
+    """``kedro run --env=<env>`` inside ``project`` (relative catalog paths resolve there)."""
     previous = os.getcwd()
     os.chdir(project)
     try:
         bootstrap_project(project)
-        with KedroSession.create(project_path=project, env="test", runtime_params=runtime_params or None) as session:
+        with KedroSession.create(project_path=project, env=env, runtime_params=runtime_params or None) as session:
             return session.run(pipeline_names=pipelines)
     finally:
         os.chdir(previous)

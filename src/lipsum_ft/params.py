@@ -17,7 +17,7 @@ class _Strict(BaseModel):
 class LayoutParams(_Strict):
     """A DomainNet-layout folder: ``<root>/<domain>/<class>/<file>`` plus split files."""
 
-    root: str
+    root: str | None
     domains: list[str] = Field(min_length=1)
     splits: list[str] = Field(min_length=1)
     split_file: str = "{domain}_{split}.txt"
@@ -44,17 +44,48 @@ class ValidationParams(_Strict):
     max_examples: PositiveInt = 5
 
 
+class CarveParams(_Strict):
+    """A validation split carved from a training split (DomainNet ships only train and test)."""
+
+    domain: str
+    from_split: str = "train"
+    to_split: str = "val"
+    fraction: float = Field(0.1, gt=0, lt=1)
+    seed: int = 0
+
+
+class ImageNetParams(_Strict):
+    """Roots of the ImageNet family; leave a dataset null to skip it."""
+
+    imagenet: str | None = None
+    imagenet_v2: str | None = None
+    imagenet_r: str | None = None
+    imagenet_a: str | None = None
+    imagenet_sketch: str | None = None
+    objectnet: str | None = None
+
+
 class DataParams(_Strict):
     """``params:data``: where the dataset comes from and how it is checked."""
 
-    source: Literal["digit_domains", "folders"]
-    layout: LayoutParams
+    source: Literal["digit_domains", "folders", "imagenet_family"]
+    layout: LayoutParams | None = None
     digit_domains: DigitDomainsParams | None = None
+    carve_validation: CarveParams | None = None
+    imagenet: ImageNetParams | None = None
     validation: ValidationParams = ValidationParams()
 
     @model_validator(mode="after")
+    def _source_has_its_settings(self) -> "DataParams":
+        if self.source in ("digit_domains", "folders") and (self.layout is None or not self.layout.root):
+            raise ValueError(f"data.layout.root must be set for data.source {self.source!r} (conf/local or --params data.layout.root=...)")
+        if self.source == "imagenet_family" and (self.imagenet is None or self.imagenet.imagenet is None):
+            raise ValueError("data.imagenet.imagenet (the ImageNet root) must be set for data.source 'imagenet_family'")
+        return self
+
+    @model_validator(mode="after")
     def _digit_domains_match_layout(self) -> "DataParams":
-        if self.source == "digit_domains":
+        if self.source == "digit_domains" and self.layout is not None:
             if self.digit_domains is None:
                 raise ValueError("data.source is 'digit_domains' but data.digit_domains is missing")
             if sorted(self.digit_domains.split_fractions) != sorted(self.layout.splits):
@@ -98,6 +129,21 @@ class PretrainParams(_Strict):
         return self
 
 
+class LoaderParams(_Strict):
+    """How images reach the model: decoded once in memory (small data) or streamed by DataLoader workers."""
+
+    mode: Literal["memory", "stream"] = "memory"
+    workers: int = Field(0, ge=0)
+    pin_memory: bool = False
+    persistent_workers: bool = False
+    prefetch_factor: PositiveInt | None = None
+
+    def settings(self):
+        from lipsum_ft.clip.images import LoaderSettings
+
+        return LoaderSettings(self.workers, self.pin_memory, self.persistent_workers, self.prefetch_factor)
+
+
 class ZeroshotParams(_Strict):
     """``params:zeroshot``: the head's prompt templates and the zero-shot evaluation."""
 
@@ -105,6 +151,8 @@ class ZeroshotParams(_Strict):
     split: str = "test"
     batch_size: PositiveInt = 512
     ece_bins: PositiveInt = 15
+    loader: LoaderParams = LoaderParams()
+    device: str = "cpu"
     progress: bool = True
 
 
@@ -165,6 +213,7 @@ class FinetuneParams(_Strict):
     accelerator: Literal["cpu", "gpu", "cuda", "auto"] = "cpu"
     devices: PositiveInt = 1
     augment: AugmentParams = AugmentParams()
+    loader: LoaderParams = LoaderParams()
     eval_every: PositiveInt = 50
     eval_batch_size: PositiveInt = 512
     checkpoint_every: int = Field(0, ge=0)
@@ -216,6 +265,8 @@ class PosthocParams(_Strict):
     val_split: str = "val"
     wise: WiseParams
     tpgm: TpgmParams = TpgmParams()
+    loader: LoaderParams = LoaderParams()
+    device: str = "cpu"
     progress: bool = True
 
 
@@ -236,6 +287,8 @@ class EvaluateParams(_Strict):
     class_subsets: dict[str, list[str]] = {}  # domain -> class names its logits are restricted to
     report_alpha: float = Field(0.5, ge=0, le=1)  # the WiSE alpha the summary table reports
     reliability_variants: list[str] = ["zeroshot", "ft", "lipsum"]
+    loader: LoaderParams = LoaderParams()
+    device: str = "cpu"
     progress: bool = True
 
 

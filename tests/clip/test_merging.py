@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 
@@ -57,7 +59,7 @@ def test_learned_radii_stay_within_bounds():
     g = torch.Generator().manual_seed(3)
     images, labels = torch.randn(16, 3, 32, 32, generator=g), torch.randint(0, 4, (16,), generator=g)
     for norm in ("l2", "mars"):
-        projected, projection = learn_tpgm(classifier, zero, tuned, lambda step: (images, labels), steps=25, lr=0.5, norm=norm, progress=False)
+        projected, projection = learn_tpgm(classifier, zero, tuned, itertools.repeat((images, labels)), steps=25, lr=0.5, norm=norm, progress=False)
         for radius in projection.radii.values():
             assert radius.min() >= 1e-8 and radius.max() <= projection.max_norm + 1e-12
         assert projected.keys() == tuned.keys()

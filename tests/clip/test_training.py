@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from lipsum_ft.clip.backbone import new_model
 from lipsum_ft.clip.finetuning import make_objective
-from lipsum_ft.clip.training import InMemoryData, NonFiniteLossError, TrainConfig, fit
+from lipsum_ft.clip.images import InMemoryImages
+from lipsum_ft.clip.training import NonFiniteLossError, TrainConfig, fit
 
 CLASSNAMES = ["a", "b", "c", "d"]
 
@@ -21,8 +22,8 @@ def setup():
     head = F.normalize(torch.randn(128, 4, generator=torch.Generator().manual_seed(1)), dim=0)
     g = torch.Generator().manual_seed(2)
     mean, std = spec.preprocess_cfg["mean"], spec.preprocess_cfg["std"]
-    train = InMemoryData(torch.randint(0, 256, (24, 3, 32, 32), generator=g, dtype=torch.uint8), torch.arange(24) % 4, mean, std)
-    val = InMemoryData(torch.randint(0, 256, (8, 3, 32, 32), generator=g, dtype=torch.uint8), torch.arange(8) % 4, mean, std)
+    train = InMemoryImages(torch.randint(0, 256, (24, 3, 32, 32), generator=g, dtype=torch.uint8), torch.arange(24) % 4, mean, std)
+    val = InMemoryImages(torch.randint(0, 256, (8, 3, 32, 32), generator=g, dtype=torch.uint8), torch.arange(8) % 4, mean, std)
     return model.eval(), spec, head, train, val
 
 

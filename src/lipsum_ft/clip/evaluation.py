@@ -3,31 +3,30 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Any, Mapping
 
 import torch
 
 from lipsum_ft.clip.features import encode_images
-from lipsum_ft.clip.metrics import classification_metrics, energy_gap, reliability_bins, restrict_to_classes
+from lipsum_ft.clip.metrics import classification_metrics, energy_gap, group_logits, reliability_bins
 from lipsum_ft.clip.zeroshot import ClipClassifier
 
 
 @torch.inference_mode()
 def evaluate_domains(
-    classifier: ClipClassifier,
-    data: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
-    mean: Sequence[float],
-    std: Sequence[float],
-    batch_size: int = 512,
-    bins: int = 15,
-    progress: bool = True,
+    classifier: ClipClassifier, data: Mapping[str, Any], batch_size: int = 512, bins: int = 15, progress: bool = True,
+    device: str = "cpu", class_groups: Mapping[str, list[list[int]]] | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Accuracy, NLL and ECE of ``classifier`` on each domain's (images, labels)."""
-    classifier.eval()
+    """Accuracy, NLL and ECE of ``classifier`` on each domain's image set (grouped classes where given)."""
+    classifier.eval().to(device)
     results = {}
-    for domain, (images, labels) in data.items():
-        features = encode_images(classifier.visual, images, mean, std, batch_size, progress, desc=f"eval {domain}")
-        results[domain] = classification_metrics(classifier.logits_from_features(features), labels, bins)
+    for domain, images in data.items():
+        features = encode_images(classifier.visual, images, batch_size, progress, desc=f"eval {domain}", device=device)
+        logits, labels = classifier.logits_from_features(features.to(device)).float().cpu(), images.labels
+        if class_groups and domain in class_groups:
+            logits, labels = group_logits(logits, labels, class_groups[domain])
+        results[domain] = classification_metrics(logits, labels, bins)
+    classifier.cpu()
     return results
 
 
@@ -42,28 +41,29 @@ class DomainScores:
 @torch.inference_mode()
 def score_variant(
     classifier: ClipClassifier,
-    data: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
+    data: Mapping[str, Any],
     zero_shot_features: Mapping[str, torch.Tensor] | None,
     text_features: torch.Tensor,
-    mean: Sequence[float],
-    std: Sequence[float],
-    class_subsets: Mapping[str, list[int]],
+    class_groups: Mapping[str, list[list[int]]],
     batch_size: int,
     bins: int,
     progress: bool,
     name: str,
+    device: str = "cpu",
 ) -> tuple[dict[str, DomainScores], dict[str, torch.Tensor]]:
     """Metrics and the energy gap to the zero-shot model per domain; returns the features too (for reuse)."""
-    classifier.eval()
+    classifier.eval().to(device)
     scores, features_by_domain = {}, {}
-    for domain, (images, labels) in data.items():
-        features = encode_images(classifier.visual, images, mean, std, batch_size, progress, desc=f"{name}/{domain}")
+    for domain, images in data.items():
+        features = encode_images(classifier.visual, images, batch_size, progress, desc=f"{name}/{domain}", device=device)
         features_by_domain[domain] = features
-        logits = classifier.logits_from_features(features).float()
-        if domain in class_subsets:
-            logits, labels = restrict_to_classes(logits, labels, class_subsets[domain])
+        labels = images.labels
+        logits = classifier.logits_from_features(features.to(device)).float().cpu()
+        if domain in class_groups:
+            logits, labels = group_logits(logits, labels, class_groups[domain])
         metrics = classification_metrics(logits, labels, bins)
         reference = zero_shot_features[domain] if zero_shot_features is not None else features
         metrics["energy_gap"] = energy_gap(features, reference, text_features)
         scores[domain] = DomainScores(metrics, reliability_bins(logits, labels, bins))
+    classifier.cpu()
     return scores, features_by_domain

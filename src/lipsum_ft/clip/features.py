@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from lipsum_ft.clip.images import normalize
-
 
 @torch.inference_mode()
 def encode_images(
     encode: Callable[[torch.Tensor], torch.Tensor],
-    images: torch.Tensor,
-    mean: Sequence[float],
-    std: Sequence[float],
+    images,
     batch_size: int = 512,
     progress: bool = True,
     desc: str = "features",
+    device: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    """L2-normalised features of a uint8 image tensor, ``batch_size`` images at a time."""
+    """L2-normalised features of an image set (``InMemoryImages`` or ``StreamedImages``), batch by batch."""
     chunks = []
-    for start in tqdm(range(0, len(images), batch_size), desc=desc, unit="batch", disable=not progress, leave=False):
-        chunks.append(F.normalize(encode(normalize(images[start : start + batch_size], mean, std)).float(), dim=-1))
+    total = -(-len(images) // batch_size)
+    for batch in tqdm(images.eval_batches(batch_size), total=total, desc=desc, unit="batch", disable=not progress, leave=False):
+        chunks.append(F.normalize(encode(batch.to(device, non_blocking=True)).float(), dim=-1).cpu())
     return torch.cat(chunks) if chunks else torch.empty(0)

@@ -13,13 +13,10 @@ from torch import nn
 
 from open_clip.transformer import text_global_pool
 
+from lipsum_ft.clip.seeding import step_generator
+
 SOT_TOKEN = 49406  # open_clip's start-of-text id
 EOT_TOKEN = 49407  # end-of-text id; the text tower pools at the highest id, so random ids stay below SOT
-
-
-def step_generator(seed: int, step: int) -> torch.Generator:
-    """A generator that depends only on (seed, step)."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + step)
 
 
 @dataclass(frozen=True)

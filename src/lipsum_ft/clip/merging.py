@@ -7,7 +7,7 @@ and the fine-tuned state ``theta``; tensors that are not floating point are copi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -85,26 +85,30 @@ def learn_tpgm(
     classifier: nn.Module,
     zero_shot: State,
     finetuned: State,
-    batches: Callable[[int], tuple[torch.Tensor, torch.Tensor]],
+    batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
     steps: int = 200,
     lr: float = 1e-2,
     norm: str = "l2",
     exclude: Sequence[str] = (),
     progress: bool = True,
+    device: str = "cpu",
 ) -> tuple[State, TPGMProjection]:
-    """Learn the radii with Adam on cross-entropy over ``batches(step)`` (validation data), then project once."""
+    """Learn the radii with Adam on cross-entropy over ``batches`` (validation data), then project once."""
     names = [n for n, t in finetuned.items() if t.is_floating_point() and n != "logit_scale" and not any(e in n for e in exclude)]
-    projection = TPGMProjection(zero_shot, finetuned, names, norm)
+    to_device = lambda state: {k: v.to(device) for k, v in state.items()}  # noqa: E731
+    projection = TPGMProjection(to_device(zero_shot), to_device(finetuned), names, norm)
     optimizer = torch.optim.Adam(list(projection.radii.values()), lr=lr)
-    classifier.eval()
-    for step in tqdm(range(steps), desc=f"TPGM ({norm})", unit="step", disable=not progress):
+    classifier.eval().to(device)
+    for _ in tqdm(range(steps), desc=f"TPGM ({norm})", unit="step", disable=not progress):
         projection.clip_radii()
-        images, labels = batches(step)
-        logits = functional_call(classifier, projection.project(), (images,))
+        images, labels = next(batches)
+        logits = functional_call(classifier, projection.project(), (images.to(device),))
+        labels = labels.to(device)
         loss = F.cross_entropy(logits, labels)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     projection.clip_radii()
+    classifier.cpu()
     with torch.no_grad():
-        return {k: v.detach().clone() for k, v in projection.project().items()}, projection
+        return {k: v.detach().cpu().clone() for k, v in projection.project().items()}, projection

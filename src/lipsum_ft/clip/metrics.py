@@ -50,13 +50,23 @@ def energy_gap(features: torch.Tensor, zero_shot_features: torch.Tensor, text_fe
     return (difference**2).mean().item()
 
 
+def group_logits(logits: torch.Tensor, labels: torch.Tensor, groups: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Score a domain whose classes are groups of the model's classes.
+
+    Each group's logit is the max over its members (ObjectNet: one ObjectNet class = several ImageNet
+    classes); one-element groups restrict the logits to a subset (ImageNet-R/-A: 200 classes). Labels
+    become the index of the group that contains them.
+    """
+    owner = torch.full((logits.shape[1],), -1, dtype=torch.long)
+    for position, members in enumerate(groups):
+        owner[torch.tensor(members, dtype=torch.long)] = position
+    mapped = owner[labels]
+    if (mapped < 0).any():
+        raise ValueError(f"{int((mapped < 0).sum())} labels fall outside the class groups")
+    grouped = torch.stack([logits[:, members].max(dim=1).values for members in groups], dim=1)
+    return grouped, mapped
+
+
 def restrict_to_classes(logits: torch.Tensor, labels: torch.Tensor, subset: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     """Keep only the logits of ``subset`` (e.g. ImageNet-R's 200 classes) and relabel into it."""
-    index = torch.tensor(subset, dtype=torch.long)
-    position = torch.full((int(max(subset)) + 1,), -1, dtype=torch.long)
-    position[index] = torch.arange(len(subset))
-    inside = labels <= position.numel() - 1
-    mapped = torch.where(inside, position[labels.clamp(max=position.numel() - 1)], torch.tensor(-1))
-    if (mapped < 0).any():
-        raise ValueError(f"{int((mapped < 0).sum())} labels fall outside the class subset")
-    return logits[:, index], mapped
+    return group_logits(logits, labels, [[c] for c in subset])

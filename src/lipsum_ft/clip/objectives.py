@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from lipsum_ft.clip.backbone import freeze
-from lipsum_ft.clip.guidance import RandomTokens, encode_tokens, step_generator
+from lipsum_ft.clip.guidance import RandomTokens, encode_tokens
+from lipsum_ft.clip.seeding import step_generator
 from lipsum_ft.clip.pretraining import soft_clip_loss
 from lipsum_ft.clip.zeroshot import ClipClassifier, build_zeroshot_weights
 

@@ -2,7 +2,8 @@
 
 Everything a step draws (which images, how they are cropped, which random texts) is a function of
 (seed, step), so a resumed run repeats the uninterrupted one, and every rank agrees on the global
-batch; each rank then takes its own slice of it.
+batch; each rank then takes its own slice of it. Images come from ``lipsum_ft.clip.images``
+(decoded in memory, or streamed through DataLoader workers).
 """
 
 from __future__ import annotations
@@ -12,19 +13,21 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Union
 
 import torch
 from lightning_fabric import Fabric
 from lightning_fabric.strategies import DDPStrategy
 from tqdm.auto import tqdm
 
-from lipsum_ft.clip.guidance import step_generator
-from lipsum_ft.clip.images import normalize, random_resized_crop_flip
+from lipsum_ft.clip.images import Augment, InMemoryImages, StreamedImages
 from lipsum_ft.clip.metrics import accuracy
 from lipsum_ft.clip.objectives import Objective
 from lipsum_ft.clip.schedule import adamw, decay_groups, warmup_cosine
 from lipsum_ft.io.atomic import atomic_path
+
+
+ImageSet = Union[InMemoryImages, StreamedImages]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -57,38 +60,6 @@ class TrainConfig:
 
 
 @dataclass
-class InMemoryData:
-    """A small image set held as uint8 tensors; batches are drawn without replacement per epoch."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-    mean: Sequence[float]
-    std: Sequence[float]
-
-    def global_indices(self, step: int, batch_size: int, seed: int) -> torch.Tensor:
-        """The global batch of ``step``: consecutive slices of a per-epoch permutation seeded by (seed, epoch)."""
-        n = len(self.labels)
-        chunks, position, remaining = [], step * batch_size, batch_size
-        while remaining:
-            epoch, offset = divmod(position, n)
-            order = torch.randperm(n, generator=step_generator(seed + 7919, epoch))
-            take = order[offset : offset + remaining]
-            chunks.append(take)
-            position += len(take)
-            remaining -= len(take)
-        return torch.cat(chunks)
-
-    def batch(self, step: int, config: TrainConfig, rank: int = 0, world: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-        """This rank's slice of the augmented global batch of ``step``."""
-        indices = self.global_indices(step, config.batch_size, config.seed)
-        images = normalize(self.images[indices], self.mean, self.std)
-        images = random_resized_crop_flip(images, step_generator(config.seed + 104729, step), config.crop_scale, config.crop_ratio, config.flip)
-        share = config.batch_size // world
-        part = slice(rank * share, (rank + 1) * share)
-        return images[part], self.labels[indices][part]
-
-
-@dataclass
 class TrainResult:
     best_state: dict[str, torch.Tensor]
     best_step: int
@@ -97,15 +68,12 @@ class TrainResult:
 
 
 @torch.no_grad()
-def validation_accuracy(objective: Objective, data: InMemoryData, batch_size: int) -> float:
+def validation_accuracy(objective: Objective, data: ImageSet, batch_size: int) -> float:
     """Accuracy on the (un-augmented) validation images."""
     objective.eval()
     objective.prepare_for_eval()
     device = objective.classifier.head.device
-    logits = [
-        objective.classifier(normalize(data.images[i : i + batch_size], data.mean, data.std).to(device)).float().cpu()
-        for i in range(0, len(data.labels), batch_size)
-    ]
+    logits = [objective.classifier(batch.to(device)).float().cpu() for batch in data.eval_batches(batch_size)]
     objective.train()
     return accuracy(torch.cat(logits), data.labels)
 
@@ -119,7 +87,7 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
         torch.save(payload, temporary)
 
 
-def train_on_rank(fabric: Fabric, objective: Objective, train_data: InMemoryData, val_data: InMemoryData, config: TrainConfig) -> TrainResult:
+def train_on_rank(fabric: Fabric, objective: Objective, train_data: ImageSet, val_data: ImageSet, config: TrainConfig) -> TrainResult:
     """The loop one process runs; rank 0 evaluates, logs and checkpoints. Returns the best-on-val state."""
     fabric.seed_everything(config.seed)
     module = objective
@@ -138,10 +106,12 @@ def train_on_rank(fabric: Fabric, objective: Objective, train_data: InMemoryData
         start = saved["step"]
         result = TrainResult(saved["best_state"], saved["best_step"], saved["best_val_acc"], saved["log"])
     bar = tqdm(range(start, config.steps), desc=f"finetune {module.name}", unit="step", disable=not (config.progress and fabric.is_global_zero), initial=start, total=config.steps)
+    augment = Augment(config.crop_scale, config.crop_ratio, config.flip, config.seed)
+    batches = train_data.train_batches(start, config.batch_size, augment, fabric.global_rank, fabric.world_size)
     for step in bar:
         started = time.perf_counter()
-        images, labels = train_data.batch(step, config, fabric.global_rank, fabric.world_size)
-        images, labels = images.to(fabric.device), labels.to(fabric.device)
+        images, labels = next(batches)
+        images, labels = images.to(fabric.device, non_blocking=True), labels.to(fabric.device, non_blocking=True)
         loss, terms = wrapped(images, labels, step)
         if not torch.isfinite(loss):
             named = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
@@ -181,7 +151,7 @@ def _train_and_save(fabric: Fabric, objective, train_data, val_data, config: Tra
         torch.save(result, result_file)
 
 
-def fit(objective: Objective, train_data: InMemoryData, val_data: InMemoryData, config: TrainConfig) -> TrainResult:
+def fit(objective: Objective, train_data: ImageSet, val_data: ImageSet, config: TrainConfig) -> TrainResult:
     """Train on one device in this process, or spawn ``devices`` processes and return rank 0's result."""
     if config.devices > 1:
         strategy = DDPStrategy(start_method="spawn", find_unused_parameters=True)

@@ -12,14 +12,14 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 build_manifest,
                 ["dataset_info", "params:data"],
-                ["raw_manifest", "raw_classnames"],
+                ["raw_manifest", "raw_classnames", "raw_class_groups"],
                 name="build_manifest",
                 tags=["data"],
             ),
             node(
                 validate_dataset,
-                ["raw_manifest", "raw_classnames", "params:data"],
-                ["manifest", "classnames", "data_validation"],
+                ["raw_manifest", "raw_classnames", "raw_class_groups", "params:data"],
+                ["manifest", "classnames", "class_groups", "data_validation"],
                 name="validate_dataset",
                 tags=["data"],
             ),

@@ -16,7 +16,7 @@ from lipsum_ft import plots
 from lipsum_ft.clip.backbone import ClipBundle
 from lipsum_ft.clip.evaluation import score_variant
 from lipsum_ft.clip.guidance import RandomTokens, encode_tokens
-from lipsum_ft.clip.images import split_images
+from lipsum_ft.clip.images import load_split
 from lipsum_ft.clip.zeroshot import ClipClassifier, classifier_for
 from lipsum_ft.params import EvaluateParams, parse
 from lipsum_ft.reporting import flat_metrics, summary_markdown
@@ -44,19 +44,20 @@ def evaluate_variants(
     tpgm_models: dict[str, dict[str, torch.Tensor]],
     manifest: pd.DataFrame,
     classnames: list[str],
+    class_groups: dict[str, list[list[int]]],
     evaluate: dict[str, Any],
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Accuracy, NLL, ECE and energy gap of every variant on every domain of the evaluation split."""
     params: EvaluateParams = parse("evaluate", evaluate)
     spec, model = pretrained_clip.spec, pretrained_clip.model.eval()
     mean, std = spec.preprocess_cfg["mean"], spec.preprocess_cfg["std"]
-    data = split_images(manifest, params.split, spec.image_size, progress=params.progress)
+    data = load_split(manifest, params.split, spec.image_size, mean, std, params.loader.mode, params.loader.settings(), params.progress)
     if params.reference_domain not in data:
         raise ValueError(f"evaluate.reference_domain {params.reference_domain!r} has no {params.split!r} rows; domains: {sorted(data)}")
     unknown = {d: [c for c in names if c not in classnames] for d, names in params.class_subsets.items()}
     if any(unknown.values()):
         raise ValueError(f"evaluate.class_subsets name unknown classes: { {d: u[:5] for d, u in unknown.items() if u} }")
-    subsets = {d: [classnames.index(c) for c in names] for d, names in params.class_subsets.items()}
+    groups = {**class_groups, **{d: [[classnames.index(c)] for c in names] for d, names in params.class_subsets.items()}}
     with torch.no_grad():
         texts = F.normalize(encode_tokens(model, RandomTokens(params.energy.num_texts, params.energy.length, params.energy.seed).tokens(0)), dim=-1)
 
@@ -73,7 +74,7 @@ def evaluate_variants(
             template.load_state_dict(states[name])
             classifier = template
         scores, features = score_variant(
-            classifier, data, zero_features, texts, mean, std, subsets, params.batch_size, params.ece_bins, params.progress, name
+            classifier, data, zero_features, texts, groups, params.batch_size, params.ece_bins, params.progress, name, params.device
         )
         if name == "zeroshot":
             zero_features = features

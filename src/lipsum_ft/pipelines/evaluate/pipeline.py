@@ -17,7 +17,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 evaluate_variants,
-                ["pretrained_clip", "zeroshot_head", "finetuned_clip", "wise_models", "tpgm_models", "manifest", "classnames", "params:evaluate"],
+                ["pretrained_clip", "zeroshot_head", "finetuned_clip", "wise_models", "tpgm_models", "manifest", "classnames", "class_groups", "params:evaluate"],
                 ["evaluation_results", "reliability_bins"],
                 name="evaluate_variants",
                 tags=["evaluation"],

@@ -12,24 +12,23 @@ import torch
 
 from lipsum_ft.clip.backbone import ClipBundle
 from lipsum_ft.clip.finetuning import make_objective
-from lipsum_ft.clip.images import split_images
+from lipsum_ft.clip.images import load_split
 from lipsum_ft.clip.prompts import resolve_templates
-from lipsum_ft.clip.training import InMemoryData, TrainConfig, fit
+from lipsum_ft.clip.training import ImageSet, TrainConfig, fit
 from lipsum_ft.params import FinetuneParams, parse
 
 log = logging.getLogger(__name__)
 
 
-def reference_data(manifest: pd.DataFrame, params: FinetuneParams, size: int, mean, std) -> tuple[InMemoryData, InMemoryData]:
+def reference_data(manifest: pd.DataFrame, params: FinetuneParams, size: int, mean, std) -> tuple[ImageSet, ImageSet]:
     """Train and validation images of the reference domain (test is never touched here)."""
-    rows = manifest[manifest["domain"] == params.reference_domain]
-    if rows.empty:
+    if params.reference_domain not in set(manifest["domain"]):
         raise ValueError(f"finetune.reference_domain {params.reference_domain!r} is not in the manifest; domains: {sorted(manifest['domain'].unique())}")
-    loaded = []
-    for split in (params.train_split, params.val_split):
-        images, labels = split_images(rows, split, size, progress=params.progress)[params.reference_domain]
-        loaded.append(InMemoryData(images, labels, mean, std))
-    return loaded[0], loaded[1]
+    train, val = (
+        load_split(manifest, split, size, mean, std, params.loader.mode, params.loader.settings(), params.progress, [params.reference_domain])[params.reference_domain]
+        for split in (params.train_split, params.val_split)
+    )
+    return train, val
 
 
 def train_config(params: FinetuneParams, method: str) -> TrainConfig:

@@ -10,8 +10,7 @@ import pandas as pd
 import torch
 
 from lipsum_ft.clip.backbone import ClipBundle
-from lipsum_ft.clip.guidance import step_generator
-from lipsum_ft.clip.images import normalize, split_images
+from lipsum_ft.clip.images import load_split
 from lipsum_ft.clip.merging import learn_tpgm, wise
 from lipsum_ft.clip.zeroshot import classifier_for
 from lipsum_ft.params import PosthocParams, parse
@@ -46,21 +45,16 @@ def tpgm_models(
     """TPGM projection of every fine-tuned method, radii learned on the reference domain's val split."""
     params: PosthocParams = parse("posthoc", posthoc)
     spec = pretrained_clip.spec
-    rows = manifest[manifest["domain"] == params.reference_domain]
-    images, labels = split_images(rows, params.val_split, spec.image_size, progress=params.progress)[params.reference_domain]
-    mean, std = spec.preprocess_cfg["mean"], spec.preprocess_cfg["std"]
-    size = min(params.tpgm.batch_size, len(labels))
-
-    def batches(step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        picks = torch.randperm(len(labels), generator=step_generator(params.tpgm.seed, step))[:size]
-        return normalize(images[picks], mean, std), labels[picks]
+    val = load_split(manifest, params.val_split, spec.image_size, spec.preprocess_cfg["mean"], spec.preprocess_cfg["std"],
+                     params.loader.mode, params.loader.settings(), params.progress, [params.reference_domain])[params.reference_domain]
 
     zero, tuned = _states(pretrained_clip, zeroshot_head, finetuned_clip)
     projected, summary = {}, {}
     for method, state in tuned.items():
         template = classifier_for(copy.deepcopy(pretrained_clip.model), zeroshot_head)
         projected[f"tpgm-{method}"], projection = learn_tpgm(
-            template, zero, state, batches, params.tpgm.steps, params.tpgm.lr, params.tpgm.norm, params.tpgm.exclude, params.progress
+            template, zero, state, val.sample_batches(params.tpgm.batch_size, params.tpgm.seed), params.tpgm.steps,
+            params.tpgm.lr, params.tpgm.norm, params.tpgm.exclude, params.progress, params.device,
         )
         ratios = torch.cat([projection.ratio(n).detach().flatten() for n in projection.names])
         summary[method] = {"norm": params.tpgm.norm, "tensors": len(projection.names), "mean_ratio": ratios.mean().item(),

@@ -17,7 +17,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 evaluate_zeroshot,
-                ["pretrained_clip", "zeroshot_head", "manifest", "params:zeroshot"],
+                ["pretrained_clip", "zeroshot_head", "manifest", "class_groups", "params:zeroshot"],
                 ["zeroshot_metrics", "zeroshot_table"],
                 name="evaluate_zeroshot",
                 tags=["evaluation"],
