@@ -32,6 +32,7 @@ class ValidationRules:
     domains: tuple[str, ...]
     splits: tuple[str, ...]
     partial_domains: tuple[str, ...] = ()  # domains covering a subset of the classes (ImageNet-R/-A, ObjectNet)
+    required_pairs: tuple[str, ...] | None = None  # "domain/split" pairs that must have rows; None: every combination
     min_rows_per_domain_split: int = 1
     image_size: int | None = None  # expected (square) decoded size; None checks decoding only
     decode_sample: int | None = None  # how many files to decode; None decodes all
@@ -97,7 +98,7 @@ def build_suite(rules: ValidationRules) -> list[Any]:
         E.ExpectColumnValuesToBeInSet(column="file_exists", value_set=[True], meta={"rule": "every listed file exists"}),
         E.ExpectColumnDistinctValuesToContainSet(
             column="domain_split",
-            value_set=[f"{d}/{s}" for d in rules.domains for s in rules.splits],
+            value_set=list(rules.required_pairs) if rules.required_pairs is not None else [f"{d}/{s}" for d in rules.domains for s in rules.splits],
             meta={"rule": "every (domain, split) has rows"},
         ),
         E.ExpectColumnValuesToBeBetween(

@@ -65,13 +65,19 @@ def validate_dataset(
     params: DataParams = parse("data", data)
     if params.source == "imagenet_family":  # what was found is what is expected
         domains, splits = tuple(dict.fromkeys(raw_manifest["domain"])), tuple(dict.fromkeys(raw_manifest["split"]))
+        pairs = tuple(dict.fromkeys(raw_manifest["domain"] + "/" + raw_manifest["split"]))
     else:
-        carved = (params.carve_validation.to_split,) if params.carve_validation else ()
-        domains, splits = tuple(params.layout.domains), tuple(dict.fromkeys((*params.layout.splits, *carved)))
+        domains, splits = tuple(params.layout.domains), tuple(params.layout.splits)
+        pairs = tuple(f"{d}/{s}" for d in domains for s in splits)
+    if params.carve_validation:
+        carve = params.carve_validation
+        splits = tuple(dict.fromkeys((*splits, carve.to_split)))
+        pairs = tuple(dict.fromkeys((*pairs, f"{carve.domain}/{carve.to_split}")))
     rules = ValidationRules(
         classnames=tuple(raw_classnames),
         domains=domains,
         splits=splits,
+        required_pairs=pairs,
         partial_domains=tuple(raw_class_groups),
         **params.validation.model_dump(),
     )
