@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from lipsum_ft.clip.metrics import accuracy, energy_gap, expected_calibration_error, nll, reliability_bins, restrict_to_classes
+from lipsum_ft.clip.metrics import accuracy, energy_gap, expected_calibration_error, group_logits, nll, reliability_bins, restrict_to_classes
 
 
 def test_nll_and_accuracy_by_hand():
@@ -43,7 +43,7 @@ def test_class_subset_matches_a_manual_restriction():
     assert mapped.tolist() == [0, 1, 2, 0, 3, 1]
     manual = torch.tensor([subset[i] for i in logits[:, subset].argmax(1)])
     assert torch.equal(torch.tensor(subset)[restricted.argmax(1)], manual)
-    with pytest.raises(ValueError, match="outside the class subset"):
+    with pytest.raises(ValueError, match="outside the class groups"):
         restrict_to_classes(logits, torch.tensor([3]), subset)
 
 
@@ -54,3 +54,11 @@ def test_energy_gap_by_hand():
     # E differences per text: (-1 - 0, 0 - (-1), 0) -> squares 1, 1, 0 -> mean 2/3
     assert energy_gap(features, zero, texts) == pytest.approx(2 / 3)
     assert energy_gap(zero, zero, texts) == 0.0
+
+
+def test_grouped_logits_take_the_max_over_each_group():
+    # ObjectNet-style: group 0 = classes {1, 3}, group 1 = class {4}
+    logits = torch.tensor([[0.0, 2.0, 0.0, 5.0, 1.0], [0.0, 1.0, 0.0, 0.5, 3.0]])
+    grouped, mapped = group_logits(logits, torch.tensor([3, 4]), [[1, 3], [4]])
+    assert torch.equal(grouped, torch.tensor([[5.0, 1.0], [1.0, 3.0]]))
+    assert mapped.tolist() == [0, 1]
