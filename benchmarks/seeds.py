@@ -39,12 +39,13 @@ def scratch_project(folder: Path) -> Path:
     return folder
 
 
-def run_seed(project: Path, seed: int, methods: list[str]) -> pd.DataFrame:
+def run_seed(project: Path, seed: int, methods: list[str], alphas: list[float]) -> pd.DataFrame:
     """finetune -> posthoc -> evaluate in ``project`` for one seed (a Kedro session: the CLI cannot pass lists)."""
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
-    overrides = {"finetune": {"seed": seed, "methods": methods, "checkpoint_every": 0}, "posthoc": {"tpgm": {"seed": seed}}}
+    overrides = {"finetune": {"seed": seed, "methods": methods, "checkpoint_every": 0, "progress": False},
+                 "posthoc": {"tpgm": {"seed": seed}, "wise": {"alphas": alphas}, "progress": False}, "evaluate": {"progress": False}}
     previous = os.getcwd()
     os.chdir(project)
     try:
@@ -80,7 +81,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=["ft", "lp", "lpft", "l2sp", "kd", "carft", "flyp", "lipsum"])
-    parser.add_argument("--alpha", type=float, default=0.5)
+    parser.add_argument("--alpha", type=float, default=0.5, help="the WiSE alpha of the table (the only one evaluated)")
     args = parser.parse_args()
     out = ROOT / "reports" / "seeds"
     out.mkdir(parents=True, exist_ok=True)
@@ -88,7 +89,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="lipsum-ft-seeds-") as scratch:
         project = scratch_project(Path(scratch))
         for seed in args.seeds:
-            frame = run_seed(project, seed, args.methods)
+            frame = run_seed(project, seed, args.methods, [args.alpha])
             frame.to_csv(out / f"results_seed{seed}.csv", index=False)
             frames.append(frame)
     table = aggregate(pd.concat(frames), args.alpha)
