@@ -10,8 +10,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -20,6 +18,8 @@ import open_clip
 import torch
 from open_clip.transform import PreprocessCfg
 from safetensors.torch import load_file, save_file
+
+from lipsum_ft.io.atomic import staged_folder
 
 MODEL_CONFIG_DIR = Path(__file__).parent / "model_configs"
 CONFIG_FILE = "open_clip_config.json"
@@ -119,34 +119,20 @@ class ClipBundle:
 
 def save_bundle(bundle: ClipBundle, folder: Path) -> None:
     """Write ``folder`` atomically: a temp sibling folder is filled, then renamed into place."""
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-    try:
-        (staging / CONFIG_FILE).write_text(json.dumps(bundle.spec.to_json(), indent=2, default=str))
-        save_file(_cpu(bundle.model.state_dict()), str(staging / WEIGHTS_FILE))
-        if bundle.head is not None:
-            save_file(_cpu(bundle.head), str(staging / HEAD_FILE))
-        replace_folder(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    with staged_folder(folder) as staging:
+        write_bundle(bundle, staging)
+
+
+def write_bundle(bundle: ClipBundle, folder: Path) -> None:
+    """The files of a bundle into an existing (staging) folder."""
+    (folder / CONFIG_FILE).write_text(json.dumps(bundle.spec.to_json(), indent=2, default=str))
+    save_file(_cpu(bundle.model.state_dict()), str(folder / WEIGHTS_FILE))
+    if bundle.head is not None:
+        save_file(_cpu(bundle.head), str(folder / HEAD_FILE))
 
 
 def _cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-
-
-def replace_folder(staging: Path, target: Path) -> None:
-    """Swap a fully written ``staging`` folder into ``target``; the old target survives until then."""
-    retired = None
-    if target.exists():
-        retired = target.with_name(f".{target.name}.old-{os.getpid()}")
-        shutil.rmtree(retired, ignore_errors=True)
-        target.rename(retired)
-    staging.rename(target)
-    if retired is not None:
-        shutil.rmtree(retired, ignore_errors=True)
 
 
 def load_bundle(folder: Path) -> ClipBundle:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +9,8 @@ import torch
 from kedro.io import AbstractDataset
 from safetensors.torch import load_file, save_file
 
-from lipsum_ft.clip.backbone import ClipBundle, load_bundle, replace_folder, save_bundle
-from lipsum_ft.io.atomic import atomic_path
+from lipsum_ft.clip.backbone import ClipBundle, load_bundle, save_bundle, write_bundle
+from lipsum_ft.io.atomic import atomic_path, staged_folder
 
 
 class ClipModelDataset(AbstractDataset[ClipBundle, ClipBundle]):
@@ -72,15 +70,10 @@ class ClipModelCollectionDataset(AbstractDataset[dict[str, ClipBundle], dict[str
         return {p.name: load_bundle(p) for p in folders}
 
     def save(self, data: dict[str, ClipBundle]) -> None:
-        self._filepath.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{self._filepath.name}.tmp-", dir=self._filepath.parent))
-        try:
+        with staged_folder(self._filepath) as staging:
             for name, bundle in data.items():
-                save_bundle(bundle, staging / name)
-            replace_folder(staging, self._filepath)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+                (staging / name).mkdir()
+                write_bundle(bundle, staging / name)
 
     def _exists(self) -> bool:
         return self._filepath.is_dir() and any((p / "open_clip_config.json").is_file() for p in self._filepath.iterdir())
@@ -103,15 +96,9 @@ class TensorCollectionDataset(AbstractDataset[dict[str, dict[str, torch.Tensor]]
         return {p.stem: load_file(str(p)) for p in sorted(self._filepath.glob("*.safetensors"))}
 
     def save(self, data: dict[str, dict[str, torch.Tensor]]) -> None:
-        self._filepath.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{self._filepath.name}.tmp-", dir=self._filepath.parent))
-        try:
+        with staged_folder(self._filepath) as staging:
             for name, tensors in data.items():
                 save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(staging / f"{name}.safetensors"))
-            replace_folder(staging, self._filepath)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
 
     def _exists(self) -> bool:
         return self._filepath.is_dir()
