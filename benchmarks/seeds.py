@@ -21,12 +21,15 @@ import pandas as pd
 from lipsum_ft.reporting import variant_summary
 
 ROOT = Path(__file__).resolve().parents[1]
+for variable, value in {"KEDRO_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1", "GX_ANALYTICS_ENABLED": "false"}.items():
+    os.environ.setdefault(variable, value)
 SHARED = ["data/01_raw", "data/02_intermediate", "data/06_models/pretrained_clip", "data/06_models/zeroshot_head.safetensors"]
 
 
 def scratch_project(folder: Path) -> Path:
     """conf + pyproject copied, upstream artefacts linked read-only-by-convention."""
     shutil.copy(ROOT / "pyproject.toml", folder / "pyproject.toml")
+    shutil.copy(ROOT / ".telemetry", folder / ".telemetry")
     shutil.copytree(ROOT / "conf", folder / "conf", ignore=shutil.ignore_patterns("local"))
     (folder / "conf" / "local").mkdir()
     (folder / "src").mkdir()  # Kedro insists on the source folder; the package is installed

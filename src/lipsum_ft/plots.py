@@ -91,6 +91,7 @@ def reference_vs_shift(results: pd.DataFrame, alpha: float) -> Figure:
     ax.set_xlabel("reference-domain accuracy (%)")
     ax.set_ylabel("shift-domain mean accuracy (%)")
     ax.set_title("Accuracy on the fine-tuning domain vs under distribution shift")
+    ax.margins(x=0.12, y=0.08)  # room for the labels of the outermost points
     handles = [ax.scatter([], [], marker=m, color="white", edgecolor="black", label=k) for k, m in KIND_MARKERS.items()]
     ax.legend(handles=handles, fontsize=8, title="marker", loc="best")
     ax.grid(alpha=0.3)
@@ -111,6 +112,7 @@ def energy_gap_vs_shift(results: pd.DataFrame, alpha: float) -> Figure:
         ax.set_title(f"Energy gap to the zero-shot model vs shift accuracy\n(Spearman rank correlation ρ = {rho:.2f})")
     else:
         ax.set_title("Energy gap to the zero-shot model vs shift accuracy")
+    ax.margins(x=0.12, y=0.08)
     ax.set_xlabel("energy gap (shift-domain mean)")
     ax.set_ylabel("shift-domain mean accuracy (%)")
     ax.grid(alpha=0.3)
