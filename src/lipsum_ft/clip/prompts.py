@@ -33,7 +33,3 @@ def fill(template: Template, classname: str) -> str:
     """One prompt: a format string or one of open_clip's template callables."""
     return template.format(classname) if isinstance(template, str) else template(classname)
 
-
-def imagenet_classnames() -> list[str]:
-    """open_clip's cleaned ImageNet class names, in WordNet-id order."""
-    return list(open_clip.IMAGENET_CLASSNAMES)
