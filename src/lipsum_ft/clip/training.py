@@ -134,13 +134,14 @@ def train_on_rank(fabric: Fabric, objective: Objective, train_data: ImageSet, va
                 result.best_state = _cpu_copy(module.trainable_state())
         result.log.append(row)
         bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{row['lr']:.2e}", img_s=f"{row['images_per_s']:.0f}")
-        if checkpoint is not None and config.checkpoint_every and (step + 1) % config.checkpoint_every == 0 and fabric.is_global_zero:
-            save_checkpoint(checkpoint, {
-                "step": step + 1, "trainable": _cpu_copy(module.trainable_state()), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(), "best_state": result.best_state,
-                "best_step": result.best_step, "best_val_acc": result.best_val_acc, "log": result.log,
-            })
-        fabric.barrier()
+        if checkpoint is not None and config.checkpoint_every and (step + 1) % config.checkpoint_every == 0:
+            if fabric.is_global_zero:
+                save_checkpoint(checkpoint, {
+                    "step": step + 1, "trainable": _cpu_copy(module.trainable_state()), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(), "best_state": result.best_state,
+                    "best_step": result.best_step, "best_val_acc": result.best_val_acc, "log": result.log,
+                })
+            fabric.barrier()  # ranks wait only while rank 0 writes a checkpoint
     return result
 
 

@@ -7,17 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from kedro.io import AbstractDataset
 
 from lipsum_ft.io.atomic import atomic_path
+from lipsum_ft.io.base import PathDataset
 
 
-class AtomicJSONDataset(AbstractDataset[Any, Any]):
+class AtomicJSONDataset(PathDataset):
     """A JSON document on disk, written atomically, pretty-printed for diffs and DVC metrics."""
-
-    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None):
-        self._filepath = Path(filepath)
-        self.metadata = metadata
 
     def load(self) -> Any:
         return json.loads(self._filepath.read_text(encoding="utf-8"))
@@ -26,19 +22,9 @@ class AtomicJSONDataset(AbstractDataset[Any, Any]):
         with atomic_path(self._filepath) as temporary:
             temporary.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
 
-    def _exists(self) -> bool:
-        return self._filepath.is_file()
 
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath)}
-
-
-class AtomicParquetDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
+class AtomicParquetDataset(PathDataset):
     """A pandas table as Parquet, written atomically."""
-
-    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None):
-        self._filepath = Path(filepath)
-        self.metadata = metadata
 
     def load(self) -> pd.DataFrame:
         return pd.read_parquet(self._filepath)
@@ -47,20 +33,13 @@ class AtomicParquetDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         with atomic_path(self._filepath) as temporary:
             data.to_parquet(temporary, index=False)
 
-    def _exists(self) -> bool:
-        return self._filepath.is_file()
 
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath)}
-
-
-class FigureDataset(AbstractDataset[Any, Any]):
+class FigureDataset(PathDataset):
     """A matplotlib figure saved as PNG, atomically; loading returns the file's path (figures are outputs)."""
 
     def __init__(self, filepath: str, dpi: int = 120, metadata: dict[str, Any] | None = None):
-        self._filepath = Path(filepath)
+        super().__init__(filepath, metadata)
         self._dpi = dpi
-        self.metadata = metadata
 
     def load(self) -> Path:
         return self._filepath
@@ -68,9 +47,6 @@ class FigureDataset(AbstractDataset[Any, Any]):
     def save(self, data: Any) -> None:
         with atomic_path(self._filepath) as temporary:
             data.savefig(temporary, format="png", dpi=self._dpi)
-
-    def _exists(self) -> bool:
-        return self._filepath.is_file()
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath), "dpi": self._dpi}

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
 
 import torch
-from kedro.io import AbstractDataset
 from safetensors.torch import load_file, save_file
 
 from lipsum_ft.clip.backbone import ClipBundle, load_bundle, save_bundle, write_bundle
 from lipsum_ft.io.atomic import atomic_path, staged_folder
+from lipsum_ft.io.base import PathDataset
 
 
-class ClipModelDataset(AbstractDataset[ClipBundle, ClipBundle]):
+class ClipModelDataset(PathDataset):
     """An open_clip ``local-dir`` folder: loads as a ready model (plus its classification head, if any)."""
-
-    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None):
-        self._filepath = Path(filepath)
-        self.metadata = metadata
 
     def load(self) -> ClipBundle:
         return load_bundle(self._filepath)
@@ -29,16 +23,9 @@ class ClipModelDataset(AbstractDataset[ClipBundle, ClipBundle]):
     def _exists(self) -> bool:
         return (self._filepath / "open_clip_config.json").is_file()
 
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath)}
 
-
-class TensorsDataset(AbstractDataset[dict[str, torch.Tensor], dict[str, torch.Tensor]]):
+class TensorsDataset(PathDataset):
     """A dict of named tensors as one safetensors file, written atomically."""
-
-    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None):
-        self._filepath = Path(filepath)
-        self.metadata = metadata
 
     def load(self) -> dict[str, torch.Tensor]:
         return load_file(str(self._filepath))
@@ -47,23 +34,13 @@ class TensorsDataset(AbstractDataset[dict[str, torch.Tensor], dict[str, torch.Te
         with atomic_path(self._filepath) as temporary:
             save_file({k: v.detach().cpu().contiguous() for k, v in data.items()}, str(temporary))
 
-    def _exists(self) -> bool:
-        return self._filepath.is_file()
 
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath)}
-
-
-class ClipModelCollectionDataset(AbstractDataset[dict[str, ClipBundle], dict[str, ClipBundle]]):
+class ClipModelCollectionDataset(PathDataset):
     """Several named models (e.g. one per fine-tuning method) as sub-folders, replaced as a whole.
 
     The collection is written into a staging folder and swapped in at once, so a run never leaves a
     mix of new models and stale ones from an earlier run.
     """
-
-    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None):
-        self._filepath = Path(filepath)
-        self.metadata = metadata
 
     def load(self) -> dict[str, ClipBundle]:
         folders = sorted(p for p in self._filepath.iterdir() if (p / "open_clip_config.json").is_file())
@@ -78,19 +55,12 @@ class ClipModelCollectionDataset(AbstractDataset[dict[str, ClipBundle], dict[str
     def _exists(self) -> bool:
         return self._filepath.is_dir() and any((p / "open_clip_config.json").is_file() for p in self._filepath.iterdir())
 
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath)}
 
-
-class TensorCollectionDataset(AbstractDataset[dict[str, dict[str, torch.Tensor]], dict[str, dict[str, torch.Tensor]]]):
+class TensorCollectionDataset(PathDataset):
     """Named tensor dicts (e.g. one classifier state per WiSE alpha) as ``<name>.safetensors`` in one folder.
 
     Written into a staging folder and swapped in whole, like ``ClipModelCollectionDataset``.
     """
-
-    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None):
-        self._filepath = Path(filepath)
-        self.metadata = metadata
 
     def load(self) -> dict[str, dict[str, torch.Tensor]]:
         return {p.stem: load_file(str(p)) for p in sorted(self._filepath.glob("*.safetensors"))}
@@ -102,6 +72,3 @@ class TensorCollectionDataset(AbstractDataset[dict[str, dict[str, torch.Tensor]]
 
     def _exists(self) -> bool:
         return self._filepath.is_dir()
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath)}
