@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import torch
 from safetensors.torch import load_file, save_file
 
