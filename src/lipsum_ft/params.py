@@ -175,9 +175,28 @@ class CoefficientParams(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+GuidanceStrategy = Literal["random_tokens", "random_words", "class_free_captions", "fixed_pool"]
+
+
 class LipsumParams(CoefficientParams):
-    num_texts: PositiveInt = 80  # M
-    length: PositiveInt = 8  # L
+    """Lipsum-FT's weight and its text guidance (``clip/guidance.py``)."""
+
+    guidance: GuidanceStrategy = "random_tokens"
+    num_texts: PositiveInt = 80  # M texts per step
+    length: PositiveInt = 8  # L token ids (random_tokens) or words (random_words) per text
+    templates: str | list[str] | None = None  # class_free_captions: the prompt templates whose slot gets random words
+    slot_words: tuple[PositiveInt, PositiveInt] = (1, 3)  # class_free_captions: words in the slot, uniform in [low, high]
+    pool_size: PositiveInt = 80  # fixed_pool: N texts drawn once
+    pool_source: Literal["random_tokens", "random_words", "class_free_captions"] = "random_tokens"  # fixed_pool: who draws them
+
+    @model_validator(mode="after")
+    def _captions_need_templates(self) -> "LipsumParams":
+        if self.slot_words[0] > self.slot_words[1]:
+            raise ValueError(f"slot_words {list(self.slot_words)} must be [low, high] with low <= high")
+        uses_captions = "class_free_captions" in (self.guidance, self.pool_source if self.guidance == "fixed_pool" else None)
+        if uses_captions and not self.templates:
+            raise ValueError("guidance class_free_captions needs finetune.lipsum.templates")
+        return self
 
 
 class CarftParams(CoefficientParams):

@@ -1,4 +1,4 @@
-"""Every fine-tuning objective: the Lipsum-FT regulariser, the random texts, and each baseline's limits."""
+"""Every fine-tuning objective: the Lipsum-FT regulariser and each baseline's limits."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import torch.nn.functional as F
 
 from lipsum_ft.clip.backbone import new_model
 from lipsum_ft.clip.finetuning import make_objective
-from lipsum_ft.clip.guidance import EOT_TOKEN, SOT_TOKEN, RandomTokens, encode_tokens
 from lipsum_ft.clip.objectives import METHODS, lipsum_regulariser
 
 CLASSNAMES = ["zero", "one", "two", "three"]
@@ -57,25 +56,6 @@ def test_lipsum_objective_computes_r_from_scaled_scores_of_both_towers(zero_shot
     expected = ((v_theta - v_zero) ** 2).sum(1).mean() / 160
     torch.testing.assert_close(reg, expected, rtol=1e-4, atol=1e-6)
     assert reg > 0
-
-
-def test_random_texts_follow_the_paper():
-    guidance = RandomTokens(num_texts=80, length=8, seed=5)
-    tokens = guidance.tokens(step=0)
-    assert tokens.shape == (80, 10)
-    assert (tokens[:, 0] == SOT_TOKEN).all() and (tokens[:, -1] == EOT_TOKEN).all()
-    body = tokens[:, 1:-1]
-    assert body.min() >= 0 and body.max() < SOT_TOKEN
-    assert not torch.equal(tokens, guidance.tokens(step=1))  # fresh each step
-    assert torch.equal(tokens, RandomTokens(80, 8, seed=5).tokens(step=0))  # same on every rank / after resume
-
-
-def test_unpadded_text_encoding_equals_open_clips_padded_one(zero_shot):
-    model = zero_shot[0]
-    tokens = RandomTokens(7, 8, seed=1).tokens(0)
-    padded = torch.cat([tokens, torch.zeros(7, model.context_length - 10, dtype=torch.long)], dim=1)
-    with torch.no_grad():
-        torch.testing.assert_close(encode_tokens(model, tokens), model.encode_text(padded), rtol=1e-5, atol=1e-5)
 
 
 def test_r_is_exactly_zero_at_step_zero(zero_shot):

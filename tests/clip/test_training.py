@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from lipsum_ft.clip.backbone import new_model
 from lipsum_ft.clip.finetuning import make_objective
+from lipsum_ft.clip.guidance import RandomTokens
 from lipsum_ft.clip.images import InMemoryImages
 from lipsum_ft.clip.training import NonFiniteLossError, TrainConfig, fit
 
@@ -30,7 +31,7 @@ def setup():
 def make(setup, method="lipsum"):
     model, spec, head, _, _ = setup
     return make_objective(method, model, head, 14.0, model_name=spec.name, context_length=spec.context_length, classnames=CLASSNAMES,
-                          coefficients={"lipsum": 1.0}, lipsum_texts=16, seed=0)
+                          coefficients={"lipsum": 1.0}, guidance=RandomTokens(16, seed=0), seed=0)
 
 
 def config(**overrides) -> TrainConfig:

@@ -8,7 +8,7 @@ import open_clip
 import torch
 from torch import nn
 
-from lipsum_ft.clip.guidance import RandomTokens
+from lipsum_ft.clip.guidance import Guidance, RandomTokens
 from lipsum_ft.clip.objectives import (
     FLYP,
     METHODS,
@@ -35,8 +35,7 @@ def make_objective(
     context_length: int,
     classnames: list[str],
     coefficients: dict[str, float],
-    lipsum_texts: int = 80,
-    lipsum_length: int = 8,
+    guidance: Guidance | None = None,
     carft_templates: list[Template] | None = None,
     flyp_templates: list[Template] | None = None,
     lp_steps: int = 0,
@@ -49,7 +48,7 @@ def make_objective(
     coefficient = coefficients.get(method, 0.0)
     tokenizer = open_clip.get_tokenizer(model_name, context_length=context_length)
     if method == "lipsum":
-        return Lipsum(clip, head, logit_scale, coefficient, RandomTokens(lipsum_texts, lipsum_length, seed=seed))
+        return Lipsum(clip, head, logit_scale, coefficient, guidance or RandomTokens(seed=seed))
     if method == "carft":
         tokens = class_prompt_tokens(tokenizer, classnames, carft_templates or [])
         # template-major for the context average: reorder (class, template) rows to (template, class)

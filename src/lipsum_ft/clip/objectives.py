@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from lipsum_ft.clip.backbone import freeze
-from lipsum_ft.clip.guidance import RandomTokens, encode_tokens
+from lipsum_ft.clip.guidance import FixedPool, Guidance
+from lipsum_ft.clip.text import encode_tokens
 from lipsum_ft.clip.seeding import step_generator
 from lipsum_ft.clip.pretraining import soft_clip_loss
 from lipsum_ft.clip.zeroshot import ClipClassifier, build_zeroshot_weights
@@ -167,20 +168,29 @@ class ContextAwareRegularisation(Objective):
 class Lipsum(Objective):
     """Lipsum-FT: CE + lambda * R, R = mean_x sum_m (v_theta,m(x) - v_0,m(x))^2 / (2M).
 
-    v_m(x) = s * <G(t_m), F(x)> over M random texts t_m drawn afresh each step; s is the
-    pre-trained logit scale (the official code's form; the paper writes v without s).
+    v_m(x) = s * <G(t_m), F(x)> over M texts t_m from the guidance (random tokens, drawn afresh each
+    step, in the paper); s is the pre-trained logit scale (the official code's form; the paper writes
+    v without s). A fixed pool's text features are computed on the first step and reused.
     """
 
     name = "lipsum"
 
-    def __init__(self, clip, head, logit_scale, coefficient: float, guidance: RandomTokens):
+    def __init__(self, clip, head, logit_scale, coefficient: float, guidance: Guidance):
         super().__init__(clip, head, logit_scale, coefficient)
         self.guidance = guidance
+        self._pool_features: torch.Tensor | None = None  # not state: recomputed after a resume
+
+    def _encode(self, tokens: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return F.normalize(encode_tokens(self.reference, tokens.to(self.classifier.head.device)), dim=-1)
 
     def text_features(self, step: int) -> torch.Tensor:
-        device = self.classifier.head.device
-        with torch.no_grad():
-            return F.normalize(encode_tokens(self.reference, self.guidance.tokens(step).to(device)), dim=-1)
+        """(M, dim) unit text features of the frozen text tower for ``step``'s guidance texts."""
+        if isinstance(self.guidance, FixedPool):
+            if self._pool_features is None:
+                self._pool_features = self._encode(self.guidance.pool)
+            return self._pool_features[self.guidance.indices(step).to(self._pool_features.device)]
+        return self._encode(self.guidance.tokens(step))
 
     def regulariser(self, images, features, step):
         texts = self.text_features(step)

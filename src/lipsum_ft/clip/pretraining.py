@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from lipsum_ft.clip.guidance import encode_tokens
+from lipsum_ft.clip.text import encode_tokens
 from lipsum_ft.clip.images import normalize, random_resized_crop_flip
 from lipsum_ft.clip.schedule import adamw, decay_groups, warmup_cosine
 

@@ -15,7 +15,8 @@ from matplotlib.figure import Figure
 from lipsum_ft import plots
 from lipsum_ft.clip.backbone import ClipBundle
 from lipsum_ft.clip.evaluation import score_variant
-from lipsum_ft.clip.guidance import RandomTokens, encode_tokens
+from lipsum_ft.clip.guidance import RandomTokens
+from lipsum_ft.clip.text import encode_tokens
 from lipsum_ft.clip.images import load_split
 from lipsum_ft.clip.zeroshot import ClipClassifier, classifier_for
 from lipsum_ft.params import EvaluateParams, parse
