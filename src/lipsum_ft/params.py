@@ -311,6 +311,29 @@ class EvaluateParams(_Strict):
     progress: bool = True
 
 
+class GuidanceStudyParams(_Strict):
+    """``params:guidance_study``: Lipsum-FT under each text-guidance strategy, beside baselines, over seeds.
+
+    The recipe (steps, lr, lambda, M, L, templates, pool) is ``params:finetune``'s.
+    """
+
+    strategies: list[GuidanceStrategy] = Field(min_length=1)
+    seeds: list[int] = Field(min_length=1)
+    baselines: list[Method] = []  # fine-tuned beside, per seed: context for accuracy and for the step cost
+    reference: GuidanceStrategy = "random_tokens"  # paired differences and cost ratios are taken against it
+    progress: bool = True
+
+    @model_validator(mode="after")
+    def _reference_is_run(self) -> "GuidanceStudyParams":
+        if self.reference not in self.strategies:
+            raise ValueError(f"reference {self.reference!r} must be one of the strategies {self.strategies}")
+        if "lipsum" in self.baselines:
+            raise ValueError("baselines must not include lipsum: each strategy is a Lipsum-FT arm already")
+        if len(set(self.strategies)) != len(self.strategies) or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError("strategies and seeds must not repeat")
+        return self
+
+
 PARAMETER_MODELS: dict[str, type[BaseModel]] = {
     "data": DataParams,
     "pretrain": PretrainParams,
@@ -318,6 +341,7 @@ PARAMETER_MODELS: dict[str, type[BaseModel]] = {
     "finetune": FinetuneParams,
     "posthoc": PosthocParams,
     "evaluate": EvaluateParams,
+    "guidance_study": GuidanceStudyParams,
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from lipsum_ft.pipelines import data, evaluate, finetune, posthoc, pretrain, zeroshot
+from lipsum_ft.pipelines import data, evaluate, finetune, guidance, posthoc, pretrain, zeroshot
 
 CHAIN = {
     "data": data.create_pipeline,
@@ -15,9 +15,15 @@ CHAIN = {
     "evaluate": evaluate.create_pipeline,
 }
 
+# Studies reuse the chain's artefacts (data, zero-shot model) and take long, so `kedro run` leaves them out.
+STUDIES = {
+    "guidance": guidance.create_pipeline,
+}
+
 
 def register_pipelines() -> dict[str, Pipeline]:
-    """Each pipeline by name, and ``__default__`` chaining them all."""
+    """Each pipeline by name, ``__default__`` chaining the six of ``CHAIN``, and the studies run on demand."""
     pipelines = {name: create() for name, create in CHAIN.items()}
     pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
+    pipelines.update({name: create() for name, create in STUDIES.items()})
     return pipelines

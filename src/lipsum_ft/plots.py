@@ -117,3 +117,36 @@ def energy_gap_vs_shift(results: pd.DataFrame, alpha: float) -> Figure:
     ax.set_ylabel("shift-domain mean accuracy (%)")
     ax.grid(alpha=0.3)
     return fig
+
+
+def study_comparison(runs: pd.DataFrame, summary: pd.DataFrame, reference: str) -> Figure:
+    """A guidance study at a glance: shift and reference accuracy per arm (seeds as dots), and the step cost."""
+    arms = summary["arm"].tolist()
+    x = np.arange(len(arms))
+    fig = Figure(figsize=(4 + 1.3 * len(arms), 4.2), layout="constrained")
+    acc_ax, ref_ax, cost_ax = fig.subplots(1, 3, width_ratios=[2, 2, 1.4])
+    for ax, metric, label in ((acc_ax, "shift_acc", "shift-domain mean accuracy (%)"), (ref_ax, "ref_acc", "reference-domain accuracy (%)")):
+        means, stds = 100 * summary[f"{metric}_mean"], 100 * summary[f"{metric}_std"].fillna(0)
+        colours = [_colour("lipsum") if a not in METHOD_COLOURS else _colour(a) for a in arms]
+        ax.bar(x, means, yerr=stds, color=colours, alpha=0.55, capsize=4, edgecolor="black")
+        for i, arm in enumerate(arms):
+            seeds = runs.loc[runs["arm"] == arm, metric]
+            ax.scatter(np.full(len(seeds), i) + np.linspace(-0.12, 0.12, len(seeds)), 100 * seeds, s=14, color="black", zorder=3)
+        low = float(np.nanmin(100 * runs[metric])) - 3
+        ax.set_ylim(max(0.0, low), min(100.0, float(np.nanmax(100 * runs[metric])) + 2))
+        ax.set_xticks(x, arms, rotation=30, ha="right", fontsize=8)
+        ax.set_ylabel(label)
+        ax.grid(axis="y", alpha=0.3)
+    acc_ax.axhline(100 * summary.set_index("arm").loc[reference, "shift_acc_mean"], ls="--", lw=1, color="black", label=reference)
+    acc_ax.legend(fontsize=7, loc="lower right")
+    acc_ax.set_title("under shift (bars: mean ± std; dots: seeds)", fontsize=9)
+    ref_ax.set_title("on the fine-tuning domain", fontsize=9)
+    timed = summary[summary["ms_per_step_mean"].notna()]
+    cost_ax.barh(np.arange(len(timed)), timed["ms_per_step_mean"], xerr=timed["ms_per_step_std"].fillna(0), color="#7f7f7f", capsize=3)
+    cost_ax.set_yticks(np.arange(len(timed)), timed["arm"], fontsize=8)
+    cost_ax.invert_yaxis()
+    cost_ax.set_xlabel("ms per training step (median)")
+    cost_ax.set_title("step cost", fontsize=9)
+    cost_ax.grid(axis="x", alpha=0.3)
+    fig.suptitle("Lipsum-FT text-guidance strategies on the embedded benchmark")
+    return fig

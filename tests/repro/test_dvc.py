@@ -1,7 +1,7 @@
 """`dvc repro` on a temporary git repository with conf/test-sized settings in conf/base.
 
-Proves the three promises of dvc.yaml: the whole chain runs, a second repro does nothing (fast),
-and changing one fine-tuning parameter re-runs exactly finetune, posthoc and evaluate.
+Proves the three promises of dvc.yaml: the whole chain (and the guidance study) runs, a second repro
+does nothing (fast), and changing one fine-tuning parameter re-runs exactly what reads it and what follows.
 """
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ def small_base(conf: Path) -> None:
         base_file = conf / "base" / test_file.name
         merged = OmegaConf.merge(OmegaConf.load(base_file), OmegaConf.load(test_file))
         base_file.write_text(OmegaConf.to_yaml(merged))
+    study = conf / "base" / "parameters_guidance.yml"  # two short runs are enough to prove the stage
+    small = {"guidance_study": {"strategies": ["random_tokens", "fixed_pool"], "seeds": [0], "baselines": []}}
+    study.write_text(OmegaConf.to_yaml(OmegaConf.merge(OmegaConf.load(study), small)))
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +66,7 @@ def stages_run(output: str) -> set[str]:
 
 def test_repro_runs_the_chain_then_does_nothing_then_reruns_only_downstream_of_a_change(repo):
     first = sh(DVC + ["repro"], repo)
-    assert stages_run(first) == {"data", "pretrain", "zeroshot", "finetune", "posthoc", "evaluate"}
+    assert stages_run(first) == {"data", "pretrain", "zeroshot", "finetune", "posthoc", "evaluate", "guidance"}
     assert (repo / "dvc.lock").is_file() and (repo / "reports/metrics.json").is_file()
 
     started = time.perf_counter()
@@ -76,9 +79,9 @@ def test_repro_runs_the_chain_then_does_nothing_then_reruns_only_downstream_of_a
     params["finetune"]["lipsum"]["lambda"] = 0.5
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
     status = json.loads(sh(DVC + ["status", "--json"], repo))
-    assert set(status) == {"finetune"}  # only the stage that reads the key is dirty before it reruns
+    assert set(status) == {"finetune", "guidance"}  # only the stages that read the key are dirty before they rerun
     third = sh(DVC + ["repro"], repo)
-    assert stages_run(third) == {"finetune", "posthoc", "evaluate"}
+    assert stages_run(third) == {"finetune", "posthoc", "evaluate", "guidance"}
 
 
 def test_metrics_and_plots_read_the_reports(repo):
@@ -86,6 +89,6 @@ def test_metrics_and_plots_read_the_reports(repo):
         sh(DVC + ["repro"], repo)
     metrics = json.loads(sh(DVC + ["metrics", "show", "--json"], repo))
     flat = json.dumps(metrics)
-    assert "lipsum.test.sketch.acc" in flat and "zeroshot" in flat
+    assert "lipsum.test.sketch.acc" in flat and "zeroshot" in flat and "fixed_pool.shift_acc_mean" in flat
     out = sh(DVC + ["plots", "show", "--out", str(repo / "plots_html")], repo)
     assert (repo / "plots_html" / "index.html").is_file(), out

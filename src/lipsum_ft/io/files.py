@@ -1,4 +1,4 @@
-"""JSON and Parquet datasets with atomic saves (Kedro-datasets' versions write in place)."""
+"""JSON, CSV, Parquet, text and figure datasets with atomic saves (Kedro-datasets' versions write in place)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,28 @@ class AtomicParquetDataset(PathDataset):
     def save(self, data: pd.DataFrame) -> None:
         with atomic_path(self._filepath) as temporary:
             data.to_parquet(temporary, index=False)
+
+
+class AtomicCSVDataset(PathDataset):
+    """A pandas table as CSV without the index, written atomically (logs and result tables people open)."""
+
+    def load(self) -> pd.DataFrame:
+        return pd.read_csv(self._filepath)
+
+    def save(self, data: pd.DataFrame) -> None:
+        with atomic_path(self._filepath) as temporary:
+            data.to_csv(temporary, index=False)
+
+
+class AtomicTextDataset(PathDataset):
+    """A UTF-8 text file (a Markdown table), written atomically."""
+
+    def load(self) -> str:
+        return self._filepath.read_text(encoding="utf-8")
+
+    def save(self, data: str) -> None:
+        with atomic_path(self._filepath) as temporary:
+            temporary.write_text(data, encoding="utf-8")
 
 
 class FigureDataset(PathDataset):
