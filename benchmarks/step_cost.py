@@ -1,10 +1,10 @@
 """Milliseconds per training step of every method on one model and batch, measured in one run.
 
 Also the project's loop (data, augmentation, Fabric, logging) against a bare
-forward/backward/AdamW loop of the same model and batch. Ratios are what to compare: the machine
+forward/backward/AdamW loop of the same model and batch, and Lipsum-FT under each text-guidance strategy. Ratios are what to compare: the machine
 is noisy, so absolute numbers drift between runs.
 
-    .venv/bin/python benchmarks/step_cost.py [--steps 30] [--batch 128] [--model TinyCLIP-ViT-P8-32]
+    .venv/bin/python benchmarks/step_cost.py [--steps 30] [--batch 128] [--model TinyCLIP-ViT-P8-32] [--guidance fixed_pool ...]
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from lipsum_ft.clip.backbone import new_model
 from lipsum_ft.clip.finetuning import make_objective
+from lipsum_ft.clip.guidance import STRATEGIES, build_guidance
 from lipsum_ft.clip.objectives import METHODS
 from lipsum_ft.clip.schedule import adamw, decay_groups
 from lipsum_ft.clip.images import InMemoryImages, normalize
@@ -55,10 +56,11 @@ def bare_loop_ms(model, head, data: InMemoryImages, batch: int, steps: int, warm
 
 
 def method_ms(method: str, model, spec, head, data: InMemoryImages, classnames, batch: int, steps: int, warmup: int,
-              accelerator: str = "cpu", precision: str = "32-true") -> float:
+              accelerator: str = "cpu", precision: str = "32-true", guidance: str = "random_tokens") -> float:
     """The project's loop for ``method``: median step time from its own log (validation steps excluded)."""
     objective = make_objective(method, model, head, 14.0, model_name=spec.name, context_length=spec.context_length, classnames=classnames,
-                               coefficients={method: 1.0}, carft_templates=TEMPLATES, flyp_templates=TEMPLATES, lp_steps=0)
+                               coefficients={method: 1.0}, carft_templates=TEMPLATES, flyp_templates=TEMPLATES, lp_steps=0,
+                               guidance=build_guidance(guidance, templates=TEMPLATES))
     config = TrainConfig(steps=warmup + steps + 1, batch_size=batch, lr=1e-5, weight_decay=0.1, eval_every=10**9, progress=False,
                          crop_scale=(0.5, 1.0), accelerator=accelerator, precision=precision)
     log = fit(objective, data, data, config).log
@@ -71,6 +73,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--guidance", nargs="*", default=[s for s in STRATEGIES if s != "random_tokens"], choices=STRATEGIES,
+                        help="Lipsum-FT text guidance strategies to time besides the paper's random_tokens")
     args = parser.parse_args()
     model, spec = new_model(args.model, seed=0)
     model.eval()
@@ -84,6 +88,8 @@ def main() -> None:
     results["bare_ms"] = bare_loop_ms(model, head, data, args.batch, args.steps, args.warmup)
     for method in METHODS:
         results[f"{method}_ms"] = method_ms(method, model, spec, head, data, classnames, args.batch, args.steps, args.warmup)
+    for strategy in args.guidance:
+        results[f"lipsum[{strategy}]_ms"] = method_ms("lipsum", model, spec, head, data, classnames, args.batch, args.steps, args.warmup, guidance=strategy)
     results["bare_ms_again"] = bare_loop_ms(model, head, data, args.batch, args.steps, args.warmup)  # drift check
     bare = min(results["bare_ms"], results["bare_ms_again"])
     results["loop_vs_bare_throughput"] = bare / results["ft_ms"]

@@ -127,19 +127,18 @@ def study_comparison(runs: pd.DataFrame, summary: pd.DataFrame, reference: str) 
     acc_ax, ref_ax, cost_ax = fig.subplots(1, 3, width_ratios=[2, 2, 1.4])
     for ax, metric, label in ((acc_ax, "shift_acc", "shift-domain mean accuracy (%)"), (ref_ax, "ref_acc", "reference-domain accuracy (%)")):
         means, stds = 100 * summary[f"{metric}_mean"], 100 * summary[f"{metric}_std"].fillna(0)
-        colours = [_colour("lipsum") if a not in METHOD_COLOURS else _colour(a) for a in arms]
-        ax.bar(x, means, yerr=stds, color=colours, alpha=0.55, capsize=4, edgecolor="black")
-        for i, arm in enumerate(arms):
+        for i, arm in enumerate(arms):  # points, not bars: the axis does not start at zero
+            colour = _colour(arm) if arm in METHOD_COLOURS else _colour("lipsum")
+            ax.errorbar(i, means.iloc[i], yerr=stds.iloc[i], fmt="D", color=colour, markeredgecolor="black", markersize=8, capsize=5, zorder=3)
             seeds = runs.loc[runs["arm"] == arm, metric]
-            ax.scatter(np.full(len(seeds), i) + np.linspace(-0.12, 0.12, len(seeds)), 100 * seeds, s=14, color="black", zorder=3)
-        low = float(np.nanmin(100 * runs[metric])) - 3
-        ax.set_ylim(max(0.0, low), min(100.0, float(np.nanmax(100 * runs[metric])) + 2))
+            ax.scatter(np.full(len(seeds), i + 0.18), 100 * seeds, s=14, color="black", zorder=3)
+        ax.margins(y=0.15)
         ax.set_xticks(x, arms, rotation=30, ha="right", fontsize=8)
         ax.set_ylabel(label)
         ax.grid(axis="y", alpha=0.3)
     acc_ax.axhline(100 * summary.set_index("arm").loc[reference, "shift_acc_mean"], ls="--", lw=1, color="black", label=reference)
     acc_ax.legend(fontsize=7, loc="lower right")
-    acc_ax.set_title("under shift (bars: mean ± std; dots: seeds)", fontsize=9)
+    acc_ax.set_title("under shift (diamonds: mean ± std; dots: seeds)", fontsize=9)
     ref_ax.set_title("on the fine-tuning domain", fontsize=9)
     timed = summary[summary["ms_per_step_mean"].notna()]
     cost_ax.barh(np.arange(len(timed)), timed["ms_per_step_mean"], xerr=timed["ms_per_step_std"].fillna(0), color="#7f7f7f", capsize=3)

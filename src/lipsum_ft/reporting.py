@@ -141,7 +141,7 @@ def best_strategy_verdict(summary, strategies, reference: str) -> str:
     spread = max(row["shift_acc_std"], rows.loc[reference, "shift_acc_std"])
     beats = "exceeds" if row["delta_shift_mean"] > spread else "does not exceed"
     return (f"Best on shift accuracy: {best}, {100 * row['delta_shift_mean']:+.1f} ± {100 * row['delta_shift_std']:.1f} points over {reference} "
-            f"(paired over {row['paired_seeds']} seeds, ahead on {row['delta_shift_wins']}); the difference {beats} the seed spread "
+            f"(paired over {int(row['paired_seeds'])} seeds, ahead on {int(row['delta_shift_wins'])}); the difference {beats} the seed spread "
             f"(std up to {100 * spread:.1f} points).")
 
 
