@@ -2,9 +2,10 @@
 
 Also the project's loop (data, augmentation, Fabric, logging) against a bare
 forward/backward/AdamW loop of the same model and batch, and Lipsum-FT under each text-guidance strategy. Ratios are what to compare: the machine
-is noisy, so absolute numbers drift between runs.
+is noisy (medians of one method's 20-step runs vary by about 15% from run to run here), so every
+measurement is repeated in interleaved rounds and ratios are taken within a round.
 
-    .venv/bin/python benchmarks/step_cost.py [--steps 30] [--batch 128] [--model TinyCLIP-ViT-P8-32] [--guidance fixed_pool ...]
+    .venv/bin/python benchmarks/step_cost.py [--steps 30] [--batch 128] [--model TinyCLIP-ViT-P8-32] [--rounds 3] [--guidance fixed_pool ...]
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions; medians and per-round ratios are reported")
     parser.add_argument("--guidance", nargs="*", default=[s for s in STRATEGIES if s != "random_tokens"], choices=STRATEGIES,
                         help="Lipsum-FT text guidance strategies to time besides the paper's random_tokens")
     args = parser.parse_args()
@@ -84,18 +86,21 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     data = InMemoryImages(torch.randint(0, 256, (4 * args.batch, 3, size, size), generator=g, dtype=torch.uint8),
                         torch.randint(0, k, (4 * args.batch,), generator=g), spec.preprocess_cfg["mean"], spec.preprocess_cfg["std"])
-    results = {"model": args.model, "batch": args.batch, "threads": torch.get_num_threads()}
-    results["bare_ms"] = bare_loop_ms(model, head, data, args.batch, args.steps, args.warmup)
+    timers = {"bare": lambda: bare_loop_ms(model, head, data, args.batch, args.steps, args.warmup)}
     for method in METHODS:
-        results[f"{method}_ms"] = method_ms(method, model, spec, head, data, classnames, args.batch, args.steps, args.warmup)
+        timers[method] = lambda method=method: method_ms(method, model, spec, head, data, classnames, args.batch, args.steps, args.warmup)
     for strategy in args.guidance:
-        results[f"lipsum[{strategy}]_ms"] = method_ms("lipsum", model, spec, head, data, classnames, args.batch, args.steps, args.warmup, guidance=strategy)
-    results["bare_ms_again"] = bare_loop_ms(model, head, data, args.batch, args.steps, args.warmup)  # drift check
-    bare = min(results["bare_ms"], results["bare_ms_again"])
-    results["loop_vs_bare_throughput"] = bare / results["ft_ms"]
-    results["lipsum_over_ft"] = results["lipsum_ms"] / results["ft_ms"]
+        timers[f"lipsum[{strategy}]"] = lambda strategy=strategy: method_ms(
+            "lipsum", model, spec, head, data, classnames, args.batch, args.steps, args.warmup, guidance=strategy)
+    # Rounds interleave every measurement, so slow drift of a shared machine hits all of them alike;
+    # ratios are taken within a round, then the median over rounds is reported.
+    rounds = [{name: timer() for name, timer in timers.items()} for _ in range(args.rounds)]
+    results = {"model": args.model, "batch": args.batch, "threads": torch.get_num_threads(), "rounds": args.rounds}
+    results.update({f"{name}_ms": statistics.median(r[name] for r in rounds) for name in timers})
+    results["loop_vs_bare_throughput"] = statistics.median(r["bare"] / r["ft"] for r in rounds)
+    results["lipsum_over_ft"] = statistics.median(r["lipsum"] / r["ft"] for r in rounds)
+    results["round_spread_ft_ms"] = [round(r["ft"], 1) for r in rounds]
     print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in results.items()}, indent=2))
-
 
 if __name__ == "__main__":
     main()
