@@ -1,0 +1,65 @@
+"""dvc.yaml lists, for each stage, every project source file its pipeline imports (directly or not).
+
+A file missing from a stage's deps is a change DVC would not notice: `dvc repro` would call stale
+results up to date. The import graph is read from the source (no import side effects).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+SRC = REPO / "src"
+
+
+def module_path(name: str) -> Path | None:
+    """The file of module ``name`` inside the project package, if it is one."""
+    base = SRC / Path(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def imported_modules(path: Path) -> set[str]:
+    """``lipsum_ft`` modules ``path`` imports anywhere (top level or inside functions)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)  # `from pkg import module`
+    return {n for n in names if n.startswith("lipsum_ft")}
+
+
+def source_closure(module: str) -> set[Path]:
+    """Every project file reachable by imports from ``module``; package ``__init__`` files only for pipelines."""
+    seen, todo = set(), [module]
+    while todo:
+        path = module_path(todo.pop())
+        if path is None or path in seen:
+            continue
+        seen.add(path)
+        todo.extend(imported_modules(path))
+    return {p for p in seen if p.name != "__init__.py" or "pipelines" in p.parts}
+
+
+STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_stage_deps_cover_every_imported_source_file(stage):
+    spec = STAGES[stage]
+    pipeline = re.search(r"--pipeline=(\w+)", spec["cmd"]).group(1)
+    deps = [d.rstrip("/") for d in spec["deps"]]
+    files = source_closure(f"lipsum_ft.pipelines.{pipeline}")
+    assert files, f"no sources found for pipeline {pipeline}"
+    relative = sorted(p.relative_to(REPO).as_posix() for p in files)
+    missing = [f for f in relative if not any(f == d or f.startswith(d + "/") for d in deps)]
+    assert not missing, f"dvc.yaml stage {stage!r} does not list these files its pipeline imports: {missing}"
