@@ -9,7 +9,6 @@ batch of a step from (seed, step) alone, so runs resume exactly and every rank a
 from __future__ import annotations
 
 import functools
-
 import math
 from dataclasses import dataclass
 from typing import Iterator, Sequence

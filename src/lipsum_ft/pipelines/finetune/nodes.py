@@ -65,7 +65,7 @@ def finetune_one(
         method, pretrained_clip.model, zeroshot_head["weight"], scale,
         model_name=spec.name, context_length=spec.context_length, classnames=classnames,
         coefficients={"l2sp": params.l2sp.coefficient, "kd": params.kd.coefficient, "carft": params.carft.coefficient, "lipsum": params.lipsum.coefficient},
-        guidance=lipsum_guidance(params),
+        guidance=lipsum_guidance(params) if method == "lipsum" else None,
         carft_templates=resolve_templates(params.carft.templates), flyp_templates=resolve_templates(params.flyp.templates),
         lp_steps=int(params.lpft.lp_fraction * params.steps), seed=params.seed,
     )
