@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from lipsum_ft.clip.backbone import new_model
 from lipsum_ft.clip.finetuning import make_objective
-from lipsum_ft.clip.guidance import RandomTokens
+from lipsum_ft.clip.guidance import RandomTokens, build_guidance
 from lipsum_ft.clip.images import InMemoryImages
 from lipsum_ft.clip.training import NonFiniteLossError, TrainConfig, fit
 
@@ -28,10 +28,10 @@ def setup():
     return model.eval(), spec, head, train, val
 
 
-def make(setup, method="lipsum"):
+def make(setup, method="lipsum", guidance=None):
     model, spec, head, _, _ = setup
     return make_objective(method, model, head, 14.0, model_name=spec.name, context_length=spec.context_length, classnames=CLASSNAMES,
-                          coefficients={"lipsum": 1.0}, guidance=RandomTokens(16, seed=0), seed=0)
+                          coefficients={"lipsum": 1.0}, guidance=guidance or RandomTokens(16, seed=0), seed=0)
 
 
 def config(**overrides) -> TrainConfig:
@@ -96,13 +96,16 @@ def test_non_finite_loss_names_step_and_terms_and_keeps_the_last_checkpoint(setu
 
 
 @pytest.mark.slow
-def test_two_processes_equal_one_with_the_same_global_batch(setup):
+@pytest.mark.parametrize("guidance", ["random_tokens", "fixed_pool"])
+def test_two_processes_equal_one_with_the_same_global_batch(setup, guidance):
     # Adam turns a gradient of ~1e-9 into a full-size step of either sign, so float noise from the
     # all-reduce order would dominate parameters with vanishing gradients; a larger eps keeps every
     # update proportional to its gradient and lets the comparison be tight.
     settings = dict(steps=3, eval_every=3, eps=1e-3, lr=1e-2)
-    one = fit(make(setup), setup[3], setup[4], config(**settings))
-    two = fit(make(setup), setup[3], setup[4], config(**settings, devices=2))
+    # fixed_pool of captions: the pool's texts and cached features must agree across spawned ranks
+    texts = build_guidance(guidance, num_texts=16, pool_size=24, pool_source="class_free_captions", templates=["a photo of the digit {}."])
+    one = fit(make(setup, guidance=texts), setup[3], setup[4], config(**settings))
+    two = fit(make(setup, guidance=texts), setup[3], setup[4], config(**settings, devices=2))
     moved = sum((one.best_state[k] - setup[0].visual.state_dict()[k.removeprefix("visual.")]).abs().sum() for k in one.best_state if k.startswith("visual."))
     assert moved > 1e-3  # training did change the weights
     assert_states_equal(one.best_state, two.best_state, rtol=1e-5, atol=1e-6)

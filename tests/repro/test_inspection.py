@@ -34,4 +34,4 @@ def test_kedro_viz_builds_a_static_site_offline(chain):
     api = chain / "build" / "api"
     assert (chain / "build" / "index.html").is_file()
     registered = {p.stem for p in (api / "pipelines").glob("*")}
-    assert {"data", "pretrain", "zeroshot", "finetune", "posthoc", "evaluate", "__default__"} <= registered
+    assert {"data", "pretrain", "zeroshot", "finetune", "posthoc", "evaluate", "guidance", "__default__"} <= registered
