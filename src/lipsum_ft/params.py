@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, model_validator
 
 
 class _Strict(BaseModel):
@@ -223,6 +223,7 @@ class FinetuneParams(_Strict):
     steps: PositiveInt
     batch_size: PositiveInt
     lr: float = Field(gt=0)
+    lr_by_method: dict[Method, PositiveFloat] = {}  # a method's own peak lr (a linear probe needs a far larger one)
     weight_decay: float = Field(0.0, ge=0)
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = Field(1e-8, gt=0)
@@ -249,6 +250,9 @@ class FinetuneParams(_Strict):
     @property
     def selected_methods(self) -> list[str]:
         return [self.method] if self.method else list(dict.fromkeys(self.methods))
+
+    def lr_for(self, method: str) -> float:
+        return self.lr_by_method.get(method, self.lr)
 
     @model_validator(mode="after")
     def _batch_splits_over_devices(self) -> "FinetuneParams":

@@ -90,6 +90,7 @@ def test_missing_inputs_name_the_pipeline_to_run_first(tmp_path):
     [
         ({"finetune": {"method": "sgd"}}, r"finetune\.method.*'ft', 'lp', 'lpft', 'l2sp', 'kd', 'carft', 'flyp' or 'lipsum'"),
         ({"finetune": {"lr": -1.0}}, r"finetune\.lr: Input should be greater than 0"),
+        ({"finetune": {"lr_by_method": {"lp": 0.0}}}, r"finetune\.lr_by_method\.lp: Input should be greater than 0"),
         ({"finetune": {"lipsum": {"lambda": -0.5}}}, r"finetune\.lipsum\.lambda: Input should be greater than or equal to 0"),
         ({"finetune": {"lipsum": {"num_texts": 0}}}, r"finetune\.lipsum\.num_texts: Input should be greater than 0"),
         ({"finetune": {"lipsum": {"length": 0}}}, r"finetune\.lipsum\.length: Input should be greater than 0"),

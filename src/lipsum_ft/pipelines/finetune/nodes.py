@@ -34,7 +34,7 @@ def reference_data(manifest: pd.DataFrame, params: FinetuneParams, size: int, me
 
 def train_config(params: FinetuneParams, method: str) -> TrainConfig:
     return TrainConfig(
-        steps=params.steps, batch_size=params.batch_size, lr=params.lr, weight_decay=params.weight_decay,
+        steps=params.steps, batch_size=params.batch_size, lr=params.lr_for(method), weight_decay=params.weight_decay,
         betas=params.betas, eps=params.eps, warmup_fraction=params.warmup_fraction, grad_clip=params.grad_clip,
         precision=params.precision, accelerator=params.accelerator, devices=params.devices, seed=params.seed,
         crop_scale=params.augment.crop_scale, crop_ratio=params.augment.crop_ratio, flip=params.augment.flip,
