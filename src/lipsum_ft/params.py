@@ -5,7 +5,8 @@ A wrong key or value fails at start-up with the dotted key named, instead of dee
 
 from __future__ import annotations
 
-from typing import Any, Literal, Mapping
+import dataclasses
+from typing import Any, Literal, Mapping, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, model_validator
 
@@ -347,6 +348,20 @@ PARAMETER_MODELS: dict[str, type[BaseModel]] = {
     "evaluate": EvaluateParams,
     "guidance_study": GuidanceStudyParams,
 }
+
+
+Config = TypeVar("Config")
+
+
+def config_from(target: type[Config], *sources: BaseModel, **explicit: Any) -> Config:
+    """The library dataclass ``target`` filled from the same-named fields of ``sources``; ``explicit`` wins.
+
+    One definition per recipe knob: a field that exists on both sides is carried without being
+    copied by hand, and a ``target`` field no source has must be given explicitly (or keeps its default).
+    """
+    names = {f.name for f in dataclasses.fields(target)}
+    values = {name: getattr(source, name) for source in sources for name in type(source).model_fields if name in names}
+    return target(**{**values, **explicit})
 
 
 class ParameterError(ValueError):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Mapping
 
+import pandas as pd
+
 
 def domain_table(title: str, results: Mapping[str, Mapping[str, float]], reference: str | None = None) -> str:
     """A Markdown table, one row per domain (accuracy/ECE in %, NLL raw), plus the mean over domains."""
@@ -17,10 +19,8 @@ def domain_table(title: str, results: Mapping[str, Mapping[str, float]], referen
     return "\n".join(lines) + "\n"
 
 
-def variant_summary(results) -> "pd.DataFrame":
+def variant_summary(results) -> pd.DataFrame:
     """One row per variant: reference and shift-mean accuracy, ECE, NLL and energy gap."""
-    import pandas as pd
-
     rows = []
     for variant, part in results.groupby("variant", sort=False):
         ref, shift = part[part["role"] == "reference"], part[part["role"] == "shift"]
@@ -84,7 +84,7 @@ def flat_metrics(results) -> dict[str, float]:
 STUDY_METRICS = ("ref_acc", "shift_acc", "ref_ece", "shift_ece", "energy_gap", "ms_per_step")
 
 
-def study_runs(results, log, batch_size: int) -> "pd.DataFrame":
+def study_runs(results, log, batch_size: int) -> pd.DataFrame:
     """One row per (arm, seed) run of a study: its scores and its median training-step time.
 
     ``results`` carries ``arm`` and ``seed`` columns; ``log`` is the per-step training log with ``arm``,
@@ -97,14 +97,12 @@ def study_runs(results, log, batch_size: int) -> "pd.DataFrame":
     return runs
 
 
-def study_summary(runs, reference: str) -> "pd.DataFrame":
+def study_summary(runs, reference: str) -> pd.DataFrame:
     """Mean and std over seeds per arm, plus the paired shift-accuracy difference to ``reference`` and the cost ratio.
 
     Paired: each seed's difference to the reference arm at the same seed (same data order, augmentation
     and zero-shot model), so seed-to-seed variation common to both arms cancels.
     """
-    import pandas as pd
-
     arms = list(dict.fromkeys(runs["arm"]))
     table = runs.groupby("arm", sort=False)[list(STUDY_METRICS)].agg(["mean", "std"])
     table.columns = [f"{c}_{s}" for c, s in table.columns]

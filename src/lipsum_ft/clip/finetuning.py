@@ -46,17 +46,16 @@ def make_objective(
         raise ValueError(f"unknown fine-tuning method {method!r}; valid: {sorted(METHODS)}")
     clip = copy.deepcopy(clip)
     coefficient = coefficients.get(method, 0.0)
-    tokenizer = open_clip.get_tokenizer(model_name, context_length=context_length)
     if method == "lipsum":
         return Lipsum(clip, head, logit_scale, coefficient, guidance or RandomTokens(seed=seed))
     if method == "carft":
-        tokens = class_prompt_tokens(tokenizer, classnames, carft_templates or [])
+        tokens = class_prompt_tokens(open_clip.get_tokenizer(model_name, context_length=context_length), classnames, carft_templates or [])
         # template-major for the context average: reorder (class, template) rows to (template, class)
         k, t = len(classnames), len(carft_templates or [])
         tokens = tokens.reshape(k, t, -1).transpose(0, 1).reshape(k * t, -1)
         return ContextAwareRegularisation(clip, head, logit_scale, coefficient, tokens, num_classes=k)
     if method == "flyp":
-        tokens = class_prompt_tokens(tokenizer, classnames, flyp_templates or [])
+        tokens = class_prompt_tokens(open_clip.get_tokenizer(model_name, context_length=context_length), classnames, flyp_templates or [])
         return FLYP(clip, head, logit_scale, coefficient, tokens, template_count=len(flyp_templates or []), seed=seed)
     if method == "lpft":
         return LinearProbeThenFinetune(clip, head, logit_scale, coefficient, lp_steps=lp_steps)

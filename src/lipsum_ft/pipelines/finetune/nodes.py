@@ -16,7 +16,7 @@ from lipsum_ft.clip.guidance import Guidance, build_guidance
 from lipsum_ft.clip.images import load_split
 from lipsum_ft.clip.prompts import resolve_templates
 from lipsum_ft.clip.training import ImageSet, TrainConfig, fit
-from lipsum_ft.params import FinetuneParams, parse
+from lipsum_ft.params import FinetuneParams, config_from, parse
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +33,9 @@ def reference_data(manifest: pd.DataFrame, params: FinetuneParams, size: int, me
 
 
 def train_config(params: FinetuneParams, method: str) -> TrainConfig:
-    return TrainConfig(
-        steps=params.steps, batch_size=params.batch_size, lr=params.lr_for(method), weight_decay=params.weight_decay,
-        betas=params.betas, eps=params.eps, warmup_fraction=params.warmup_fraction, grad_clip=params.grad_clip,
-        precision=params.precision, accelerator=params.accelerator, devices=params.devices, seed=params.seed,
-        crop_scale=params.augment.crop_scale, crop_ratio=params.augment.crop_ratio, flip=params.augment.flip,
-        eval_every=params.eval_every, eval_batch_size=params.eval_batch_size, checkpoint_every=params.checkpoint_every,
-        checkpoint_path=str(Path(params.checkpoint_dir) / f"{method}-seed{params.seed}.pt") if params.checkpoint_every else None,
-        resume=params.resume, progress=params.progress,
-    )
+    """The loop's settings for ``method``: the recipe and augmentation as configured, its own lr and checkpoint file."""
+    checkpoint = str(Path(params.checkpoint_dir) / f"{method}-seed{params.seed}.pt") if params.checkpoint_every else None
+    return config_from(TrainConfig, params, params.augment, lr=params.lr_for(method), checkpoint_path=checkpoint)
 
 
 def lipsum_guidance(params: FinetuneParams) -> Guidance:

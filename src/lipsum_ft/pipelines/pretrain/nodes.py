@@ -13,7 +13,7 @@ import torch
 from lipsum_ft.clip.backbone import ClipBundle, load_open_clip, new_model
 from lipsum_ft.clip.images import decode_images
 from lipsum_ft.clip.pretraining import PretrainConfig, caption_bank, pretrain_clip
-from lipsum_ft.params import PretrainParams, parse
+from lipsum_ft.params import PretrainParams, config_from, parse
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +44,7 @@ def pretrain_model(manifest: pd.DataFrame, classnames: list[str], pretrain: dict
         index,
         spec.preprocess_cfg["mean"],
         spec.preprocess_cfg["std"],
-        PretrainConfig(
-            steps=params.steps, batch_size=params.batch_size, lr=params.lr, weight_decay=params.weight_decay,
-            warmup_fraction=params.warmup_fraction, seed=params.seed, crop_scale=params.crop_scale,
-            flip=params.flip, max_logit_scale=params.max_logit_scale,
-        ),
+        config_from(PretrainConfig, params),
         progress=params.progress,
     )
     seconds = time.perf_counter() - started
