@@ -11,7 +11,7 @@ export GX_ANALYTICS_ENABLED := false
 export DVC_NO_ANALYTICS := 1
 export MPLBACKEND := Agg
 
-.PHONY: setup run test viz viz-build repro readme clean-data
+.PHONY: setup run test lint format viz viz-build repro readme clean-data
 
 setup: $(STAMP)
 
@@ -27,6 +27,15 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# Lint and format check, as CI runs them; `make format` rewrites the tree the same way.
+lint: setup
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 viz: setup
 	$(BIN)/kedro viz run --no-browser --include-hooks

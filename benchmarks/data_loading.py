@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from lipsum_ft.clip.images import Augment, LoaderSettings, StreamedImages
+from lipsum_ft.data.images import Augment, LoaderSettings, StreamedImages
 
 CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
 
@@ -37,7 +37,12 @@ def main() -> None:
             path = Path(folder) / f"{i:05d}.jpg"
             Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(path, quality=90)
             paths.append(str(path))
-        loader = LoaderSettings(workers=args.workers, pin_memory=False, persistent_workers=args.workers > 0, prefetch_factor=4 if args.workers else None)
+        loader = LoaderSettings(
+            workers=args.workers,
+            pin_memory=False,
+            persistent_workers=args.workers > 0,
+            prefetch_factor=4 if args.workers else None,
+        )
         images = StreamedImages(paths, [0] * len(paths), 224, CLIP_MEAN, CLIP_STD, loader)
         batches = images.train_batches(0, args.batch, Augment())
         next(batches)  # start the workers
@@ -45,7 +50,16 @@ def main() -> None:
         for _ in range(args.batches):
             next(batches)
         seconds = time.perf_counter() - started
-    print(json.dumps({"workers": args.workers, "batch": args.batch, "images_per_s": round(args.batch * args.batches / seconds, 1)}, indent=2))
+    print(
+        json.dumps(
+            {
+                "workers": args.workers,
+                "batch": args.batch,
+                "images_per_s": round(args.batch * args.batches / seconds, 1),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

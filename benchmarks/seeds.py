@@ -18,12 +18,21 @@ from pathlib import Path
 
 import pandas as pd
 
-from lipsum_ft.reporting import variant_summary
+from lipsum_ft.evaluation.reporting import variant_summary
 
 ROOT = Path(__file__).resolve().parents[1]
-for variable, value in {"KEDRO_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1", "GX_ANALYTICS_ENABLED": "false"}.items():
+for variable, value in {
+    "KEDRO_DISABLE_TELEMETRY": "1",
+    "DO_NOT_TRACK": "1",
+    "GX_ANALYTICS_ENABLED": "false",
+}.items():
     os.environ.setdefault(variable, value)
-SHARED = ["data/01_raw", "data/02_intermediate", "data/06_models/pretrained_clip", "data/06_models/zeroshot_head.safetensors"]
+SHARED = [
+    "data/01_raw",
+    "data/02_intermediate",
+    "data/06_models/pretrained_clip",
+    "data/06_models/zeroshot_head.safetensors",
+]
 
 
 def scratch_project(folder: Path) -> Path:
@@ -43,12 +52,17 @@ def scratch_project(folder: Path) -> Path:
 
 
 def run_seed(project: Path, seed: int, methods: list[str], alphas: list[float]) -> pd.DataFrame:
-    """finetune -> posthoc -> evaluate in ``project`` for one seed (a Kedro session: the CLI cannot pass lists)."""
+    """finetune -> posthoc -> evaluate in ``project`` for one seed
+    (a Kedro session: the CLI cannot pass lists).
+    """
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
-    overrides = {"finetune": {"seed": seed, "methods": methods, "checkpoint_every": 0, "progress": False},
-                 "posthoc": {"tpgm": {"seed": seed}, "wise": {"alphas": alphas}, "progress": False}, "evaluate": {"progress": False}}
+    overrides = {
+        "finetune": {"seed": seed, "methods": methods, "checkpoint_every": 0, "progress": False},
+        "posthoc": {"tpgm": {"seed": seed}, "wise": {"alphas": alphas}, "progress": False},
+        "evaluate": {"progress": False},
+    }
     previous = os.getcwd()
     os.chdir(project)
     try:
@@ -61,9 +75,15 @@ def run_seed(project: Path, seed: int, methods: list[str], alphas: list[float]) 
 
 
 def aggregate(per_seed: pd.DataFrame, alpha: float) -> pd.DataFrame:
-    """Mean and standard deviation over seeds of each variant's reference and shift accuracy, ECE, energy gap."""
-    summaries = pd.concat([variant_summary(part).assign(seed=seed) for seed, part in per_seed.groupby("seed")])
-    keep = summaries["kind"].isin(["zeroshot", "finetuned", "tpgm"]) | ((summaries["kind"] == "wise") & ((summaries["alpha"] - alpha).abs() < 1e-9))
+    """Mean and standard deviation over seeds of each variant's reference and shift accuracy,
+    ECE, energy gap.
+    """
+    summaries = pd.concat(
+        [variant_summary(part).assign(seed=seed) for seed, part in per_seed.groupby("seed")]
+    )
+    keep = summaries["kind"].isin(["zeroshot", "finetuned", "tpgm"]) | (
+        (summaries["kind"] == "wise") & ((summaries["alpha"] - alpha).abs() < 1e-9)
+    )
     columns = ["ref_acc", "shift_acc", "ref_ece", "shift_ece", "energy_gap"]
     table = summaries[keep].groupby("variant", sort=False)[columns].agg(["mean", "std"])
     table.columns = [f"{c}_{s}" for c, s in table.columns]
@@ -71,10 +91,18 @@ def aggregate(per_seed: pd.DataFrame, alpha: float) -> pd.DataFrame:
 
 
 def markdown(table: pd.DataFrame, seeds: list[int]) -> str:
-    lines = [f"### Embedded benchmark, {len(seeds)} fine-tuning seeds ({', '.join(map(str, seeds))}): mean ± std, accuracy and ECE in %", "",
-             "| variant | ref acc | shift acc | ref ECE | shift ECE | energy gap |", "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"### Embedded benchmark, {len(seeds)} fine-tuning seeds ({', '.join(map(str, seeds))}): "
+        "mean ± std, accuracy and ECE in %",
+        "",
+        "| variant | ref acc | shift acc | ref ECE | shift ECE | energy gap |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for row in table.itertuples():
-        cells = [f"{100 * getattr(row, f'{c}_mean'):.1f} ± {100 * getattr(row, f'{c}_std'):.1f}" for c in ("ref_acc", "shift_acc", "ref_ece", "shift_ece")]
+        cells = [
+            f"{100 * getattr(row, f'{c}_mean'):.1f} ± {100 * getattr(row, f'{c}_std'):.1f}"
+            for c in ("ref_acc", "shift_acc", "ref_ece", "shift_ece")
+        ]
         cells.append(f"{row.energy_gap_mean:.4f} ± {row.energy_gap_std:.4f}")
         lines.append(f"| {row.variant} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -83,8 +111,12 @@ def markdown(table: pd.DataFrame, seeds: list[int]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--methods", nargs="+", default=["ft", "lp", "lpft", "l2sp", "kd", "carft", "flyp", "lipsum"])
-    parser.add_argument("--alpha", type=float, default=0.5, help="the WiSE alpha of the table (the only one evaluated)")
+    parser.add_argument(
+        "--methods", nargs="+", default=["ft", "lp", "lpft", "l2sp", "kd", "carft", "flyp", "lipsum"]
+    )
+    parser.add_argument(
+        "--alpha", type=float, default=0.5, help="the WiSE alpha of the table (the only one evaluated)"
+    )
     args = parser.parse_args()
     out = ROOT / "reports" / "seeds"
     out.mkdir(parents=True, exist_ok=True)

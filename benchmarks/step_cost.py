@@ -1,11 +1,13 @@
-"""Milliseconds per training step of every method on one model and batch, measured in one run.
+r"""Milliseconds per training step of every method on one model and batch, measured in one run.
 
-Also the project's loop (data, augmentation, Fabric, logging) against a bare
-forward/backward/AdamW loop of the same model and batch, and Lipsum-FT under each text-guidance strategy. Ratios are what to compare: the machine
-is noisy (medians of one method's 20-step runs vary by about 15% from run to run here), so every
-measurement is repeated in interleaved rounds and ratios are taken within a round.
+Also the project's loop (data, augmentation, Fabric, logging) against a bare forward/backward/AdamW
+loop of the same model and batch, and Lipsum-FT under each text-guidance strategy. Ratios are what
+to compare: the machine is noisy (medians of one method's 20-step runs vary by about 15% from run
+to run here), so every measurement is repeated in interleaved rounds and ratios are taken within a
+round.
 
-    .venv/bin/python benchmarks/step_cost.py [--steps 30] [--batch 128] [--model TinyCLIP-ViT-P8-32] [--rounds 3] [--guidance fixed_pool ...]
+    .venv/bin/python benchmarks/step_cost.py [--steps 30] [--batch 128] [--model TinyCLIP-ViT-P8-32] \
+        [--rounds 3] [--guidance fixed_pool ...]
 """
 
 from __future__ import annotations
@@ -20,13 +22,13 @@ import torch
 import torch.nn.functional as F
 
 from lipsum_ft.clip.backbone import new_model
-from lipsum_ft.clip.finetuning import make_objective
-from lipsum_ft.clip.guidance import STRATEGIES, build_guidance
-from lipsum_ft.clip.objectives import METHODS
-from lipsum_ft.clip.schedule import adamw, decay_groups
-from lipsum_ft.clip.images import InMemoryImages, normalize
-from lipsum_ft.clip.training import TrainConfig, fit
 from lipsum_ft.clip.zeroshot import ClipClassifier
+from lipsum_ft.data.images import InMemoryImages, normalize
+from lipsum_ft.training.finetuning import make_objective
+from lipsum_ft.training.guidance import STRATEGIES, build_guidance
+from lipsum_ft.training.loop import TrainConfig, fit
+from lipsum_ft.training.objectives import METHODS
+from lipsum_ft.training.schedule import adamw, decay_groups
 
 TEMPLATES = ["a photo of the digit {}.", "a sketch of the digit {}."]
 
@@ -36,14 +38,23 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def bare_loop_ms(model, head, data: InMemoryImages, batch: int, steps: int, warmup: int, device: str = "cpu", bf16: bool = False) -> float:
+def bare_loop_ms(
+    model,
+    head,
+    data: InMemoryImages,
+    batch: int,
+    steps: int,
+    warmup: int,
+    device: str = "cpu",
+    bf16: bool = False,
+) -> float:
     """Forward, backward and AdamW step of image tower + head on a ready batch: the floor."""
     classifier = copy.deepcopy(ClipClassifier(model.visual, head, 14.0)).train().to(device)
     optimizer = adamw(decay_groups(classifier, 0.1), lr=1e-5, betas=(0.9, 0.999), eps=1e-8)
     images = normalize(data.images[:batch], data.mean, data.std).to(device)
     labels = data.labels[:batch].to(device)
     times = []
-    for step in range(warmup + steps):
+    for _step in range(warmup + steps):
         synchronize(device)
         started = time.perf_counter()
         with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
@@ -56,14 +67,46 @@ def bare_loop_ms(model, head, data: InMemoryImages, batch: int, steps: int, warm
     return 1000 * statistics.median(times[warmup:])
 
 
-def method_ms(method: str, model, spec, head, data: InMemoryImages, classnames, batch: int, steps: int, warmup: int,
-              accelerator: str = "cpu", precision: str = "32-true", guidance: str = "random_tokens") -> float:
+def method_ms(
+    method: str,
+    model,
+    spec,
+    head,
+    data: InMemoryImages,
+    classnames,
+    batch: int,
+    steps: int,
+    warmup: int,
+    accelerator: str = "cpu",
+    precision: str = "32-true",
+    guidance: str = "random_tokens",
+) -> float:
     """The project's loop for ``method``: median step time from its own log (validation steps excluded)."""
-    objective = make_objective(method, model, head, 14.0, model_name=spec.name, context_length=spec.context_length, classnames=classnames,
-                               coefficients={method: 1.0}, carft_templates=TEMPLATES, flyp_templates=TEMPLATES, lp_steps=0,
-                               guidance=build_guidance(guidance, templates=TEMPLATES))
-    config = TrainConfig(steps=warmup + steps + 1, batch_size=batch, lr=1e-5, weight_decay=0.1, eval_every=10**9, progress=False,
-                         crop_scale=(0.5, 1.0), accelerator=accelerator, precision=precision)
+    objective = make_objective(
+        method,
+        model,
+        head,
+        14.0,
+        model_name=spec.name,
+        context_length=spec.context_length,
+        classnames=classnames,
+        coefficients={method: 1.0},
+        carft_templates=TEMPLATES,
+        flyp_templates=TEMPLATES,
+        lp_steps=0,
+        guidance=build_guidance(guidance, templates=TEMPLATES),
+    )
+    config = TrainConfig(
+        steps=warmup + steps + 1,
+        batch_size=batch,
+        lr=1e-5,
+        weight_decay=0.1,
+        eval_every=10**9,
+        progress=False,
+        crop_scale=(0.5, 1.0),
+        accelerator=accelerator,
+        precision=precision,
+    )
     log = fit(objective, data, data, config).log
     return 1000 * statistics.median(batch / row["images_per_s"] for row in log[warmup:-1])
 
@@ -74,9 +117,19 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions; medians and per-round ratios are reported")
-    parser.add_argument("--guidance", nargs="*", default=[s for s in STRATEGIES if s != "random_tokens"], choices=STRATEGIES,
-                        help="Lipsum-FT text guidance strategies to time besides the paper's random_tokens")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="interleaved repetitions; medians and per-round ratios are reported",
+    )
+    parser.add_argument(
+        "--guidance",
+        nargs="*",
+        default=[s for s in STRATEGIES if s != "random_tokens"],
+        choices=STRATEGIES,
+        help="Lipsum-FT text guidance strategies to time besides the paper's random_tokens",
+    )
     args = parser.parse_args()
     model, spec = new_model(args.model, seed=0)
     model.eval()
@@ -84,23 +137,45 @@ def main() -> None:
     classnames = [f"class {i}" for i in range(k)]
     head = F.normalize(torch.randn(spec.model_cfg["embed_dim"], k), dim=0)
     g = torch.Generator().manual_seed(0)
-    data = InMemoryImages(torch.randint(0, 256, (4 * args.batch, 3, size, size), generator=g, dtype=torch.uint8),
-                        torch.randint(0, k, (4 * args.batch,), generator=g), spec.preprocess_cfg["mean"], spec.preprocess_cfg["std"])
+    data = InMemoryImages(
+        torch.randint(0, 256, (4 * args.batch, 3, size, size), generator=g, dtype=torch.uint8),
+        torch.randint(0, k, (4 * args.batch,), generator=g),
+        spec.preprocess_cfg["mean"],
+        spec.preprocess_cfg["std"],
+    )
     timers = {"bare": lambda: bare_loop_ms(model, head, data, args.batch, args.steps, args.warmup)}
     for method in METHODS:
-        timers[method] = lambda method=method: method_ms(method, model, spec, head, data, classnames, args.batch, args.steps, args.warmup)
+        timers[method] = lambda method=method: method_ms(
+            method, model, spec, head, data, classnames, args.batch, args.steps, args.warmup
+        )
     for strategy in args.guidance:
         timers[f"lipsum[{strategy}]"] = lambda strategy=strategy: method_ms(
-            "lipsum", model, spec, head, data, classnames, args.batch, args.steps, args.warmup, guidance=strategy)
+            "lipsum",
+            model,
+            spec,
+            head,
+            data,
+            classnames,
+            args.batch,
+            args.steps,
+            args.warmup,
+            guidance=strategy,
+        )
     # Rounds interleave every measurement, so slow drift of a shared machine hits all of them alike;
     # ratios are taken within a round, then the median over rounds is reported.
     rounds = [{name: timer() for name, timer in timers.items()} for _ in range(args.rounds)]
-    results = {"model": args.model, "batch": args.batch, "threads": torch.get_num_threads(), "rounds": args.rounds}
+    results = {
+        "model": args.model,
+        "batch": args.batch,
+        "threads": torch.get_num_threads(),
+        "rounds": args.rounds,
+    }
     results.update({f"{name}_ms": statistics.median(r[name] for r in rounds) for name in timers})
     results["loop_vs_bare_throughput"] = statistics.median(r["bare"] / r["ft"] for r in rounds)
     results["lipsum_over_ft"] = statistics.median(r["lipsum"] / r["ft"] for r in rounds)
     results["round_spread_ft_ms"] = [round(r["ft"], 1) for r in rounds]
     print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in results.items()}, indent=2))
+
 
 if __name__ == "__main__":
     main()

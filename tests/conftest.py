@@ -20,8 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def digit_tree(tmp_path: Path):
     """A small real DigitDomains tree (two domains, 40 digits) in the DomainNet layout, and its layout."""
-    from lipsum_ft.clip.synthetic import DigitDomainsConfig, write_digit_domains
-    from lipsum_ft.ingest.layout import FolderLayout
+    from lipsum_ft.data.digit_domains import DigitDomainsConfig, write_digit_domains
+    from lipsum_ft.data.layout import FolderLayout
 
     root = tmp_path / "digits"
     write_digit_domains(
@@ -38,7 +38,9 @@ def digit_tree(tmp_path: Path):
 
 @pytest.fixture(scope="session")
 def chain(tmp_path_factory) -> Path:
-    """A project folder after ``kedro run --env=test`` (data -> pretrain -> zeroshot -> finetune -> posthoc -> evaluate)."""
+    """A project folder after ``kedro run --env=test``
+    (data -> pretrain -> zeroshot -> finetune -> posthoc -> evaluate).
+    """
     from tests.kedro_helpers import copy_project, run_in
 
     project = copy_project(tmp_path_factory.mktemp("chain") / "project")

@@ -27,7 +27,9 @@ def run_in(project: Path, pipelines: list[str] | None = None, env: str = "test",
     os.chdir(project)
     try:
         bootstrap_project(project)
-        with KedroSession.create(project_path=project, env=env, runtime_params=runtime_params or None) as session:
+        with KedroSession.create(
+            project_path=project, env=env, runtime_params=runtime_params or None
+        ) as session:
             return session.run(pipeline_names=pipelines)
     finally:
         os.chdir(previous)

@@ -11,7 +11,9 @@ def test_each_section_is_replaced_between_its_own_markers(tmp_path):
     (tmp_path / "reports" / "guidance").mkdir(parents=True)
     (tmp_path / "reports" / "summary.md").write_text("| chain |\n")
     (tmp_path / "reports" / "guidance" / "summary.md").write_text("| study |\n")
-    sections = "\n".join(f"{begin}\nold {name}\n{end}" for name in ("guidance", "results") for begin, end in [markers(name)])
+    sections = "\n".join(
+        f"{begin}\nold {name}\n{end}" for name in ("guidance", "results") for begin, end in [markers(name)]
+    )
     (tmp_path / "README.md").write_text(f"# title\n{sections}\ntail\n")
     main(tmp_path)
     text = (tmp_path / "README.md").read_text()

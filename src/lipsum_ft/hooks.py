@@ -41,7 +41,11 @@ class MissingInputsHook:
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
-        missing = [name for name in sorted(pipeline.inputs()) if not name.startswith("params:") and name != "parameters" and not catalog.exists(name)]
+        missing = [
+            name
+            for name in sorted(pipeline.inputs())
+            if not name.startswith("params:") and name != "parameters" and not catalog.exists(name)
+        ]
         if not missing:
             return
         from kedro.framework.project import pipelines
@@ -53,5 +57,6 @@ class MissingInputsHook:
                     producers.setdefault(output, name)
         first = list(dict.fromkeys(producers.get(name, "?") for name in missing))
         raise MissingInputs(
-            f"missing input(s) {', '.join(missing)}: run `kedro run --pipeline={' / '.join(first)}` first (or `kedro run` for the whole chain)"
+            f"missing input(s) {', '.join(missing)}: run `kedro run --pipeline={' / '.join(first)}` first "
+            "(or `kedro run` for the whole chain)"
         )

@@ -6,9 +6,18 @@ A wrong key or value fails at start-up with the dotted key named, instead of dee
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal, Mapping, TypeVar
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
 
 
 class _Strict(BaseModel):
@@ -77,15 +86,20 @@ class DataParams(_Strict):
     validation: ValidationParams = ValidationParams()
 
     @model_validator(mode="after")
-    def _source_has_its_settings(self) -> "DataParams":
+    def _source_has_its_settings(self) -> DataParams:
         if self.source in ("digit_domains", "folders") and (self.layout is None or not self.layout.root):
-            raise ValueError(f"data.layout.root must be set for data.source {self.source!r} (conf/local or --params data.layout.root=...)")
+            raise ValueError(
+                f"data.layout.root must be set for data.source {self.source!r} "
+                "(conf/local or --params data.layout.root=...)"
+            )
         if self.source == "imagenet_family" and (self.imagenet is None or self.imagenet.imagenet is None):
-            raise ValueError("data.imagenet.imagenet (the ImageNet root) must be set for data.source 'imagenet_family'")
+            raise ValueError(
+                "data.imagenet.imagenet (the ImageNet root) must be set for data.source 'imagenet_family'"
+            )
         return self
 
     @model_validator(mode="after")
-    def _digit_domains_match_layout(self) -> "DataParams":
+    def _digit_domains_match_layout(self) -> DataParams:
         if self.source == "digit_domains" and self.layout is not None:
             if self.digit_domains is None:
                 raise ValueError("data.source is 'digit_domains' but data.digit_domains is missing")
@@ -124,7 +138,7 @@ class PretrainParams(_Strict):
     progress: bool = True
 
     @model_validator(mode="after")
-    def _source_needs(self) -> "PretrainParams":
+    def _source_needs(self) -> PretrainParams:
         if self.source == "embedded" and self.captions is None:
             raise ValueError("pretrain.source is 'embedded' but pretrain.captions is missing")
         return self
@@ -140,7 +154,7 @@ class LoaderParams(_Strict):
     prefetch_factor: PositiveInt | None = None
 
     def settings(self):
-        from lipsum_ft.clip.images import LoaderSettings
+        from lipsum_ft.data.images import LoaderSettings
 
         return LoaderSettings(self.workers, self.pin_memory, self.persistent_workers, self.prefetch_factor)
 
@@ -185,16 +199,26 @@ class LipsumParams(CoefficientParams):
     guidance: GuidanceStrategy = "random_tokens"
     num_texts: PositiveInt = 80  # M texts per step
     length: PositiveInt = 8  # L token ids (random_tokens) or words (random_words) per text
-    templates: str | list[str] | None = None  # class_free_captions: the prompt templates whose slot gets random words
-    slot_words: tuple[PositiveInt, PositiveInt] = (1, 3)  # class_free_captions: words in the slot, uniform in [low, high]
+    templates: str | list[str] | None = (
+        None  # class_free_captions: the prompt templates whose slot gets random words
+    )
+    slot_words: tuple[PositiveInt, PositiveInt] = (
+        1,
+        3,
+    )  # class_free_captions: words in the slot, uniform in [low, high]
     pool_size: PositiveInt = 80  # fixed_pool: N texts drawn once
-    pool_source: Literal["random_tokens", "random_words", "class_free_captions"] = "random_tokens"  # fixed_pool: who draws them
+    pool_source: Literal["random_tokens", "random_words", "class_free_captions"] = (
+        "random_tokens"  # fixed_pool: who draws them
+    )
 
     @model_validator(mode="after")
-    def _captions_need_templates(self) -> "LipsumParams":
+    def _captions_need_templates(self) -> LipsumParams:
         if self.slot_words[0] > self.slot_words[1]:
             raise ValueError(f"slot_words {list(self.slot_words)} must be [low, high] with low <= high")
-        uses_captions = "class_free_captions" in (self.guidance, self.pool_source if self.guidance == "fixed_pool" else None)
+        uses_captions = "class_free_captions" in (
+            self.guidance,
+            self.pool_source if self.guidance == "fixed_pool" else None,
+        )
         if uses_captions and not self.templates:
             raise ValueError("guidance class_free_captions needs finetune.lipsum.templates")
         return self
@@ -224,7 +248,9 @@ class FinetuneParams(_Strict):
     steps: PositiveInt
     batch_size: PositiveInt
     lr: float = Field(gt=0)
-    lr_by_method: dict[Method, PositiveFloat] = {}  # a method's own peak lr (a linear probe needs a far larger one)
+    lr_by_method: dict[
+        Method, PositiveFloat
+    ] = {}  # a method's own peak lr (a linear probe needs a far larger one)
     weight_decay: float = Field(0.0, ge=0)
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = Field(1e-8, gt=0)
@@ -256,9 +282,11 @@ class FinetuneParams(_Strict):
         return self.lr_by_method.get(method, self.lr)
 
     @model_validator(mode="after")
-    def _batch_splits_over_devices(self) -> "FinetuneParams":
+    def _batch_splits_over_devices(self) -> FinetuneParams:
         if self.batch_size % self.devices:
-            raise ValueError(f"finetune.batch_size {self.batch_size} must be divisible by finetune.devices {self.devices}")
+            raise ValueError(
+                f"finetune.batch_size {self.batch_size} must be divisible by finetune.devices {self.devices}"
+            )
         return self
 
 
@@ -266,7 +294,7 @@ class WiseParams(_Strict):
     alphas: list[float] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _alphas_in_unit_interval(self) -> "WiseParams":
+    def _alphas_in_unit_interval(self) -> WiseParams:
         bad = [a for a in self.alphas if not 0.0 <= a <= 1.0]
         if bad:
             raise ValueError(f"posthoc.wise.alphas must lie in [0, 1]; got {bad}")
@@ -329,7 +357,7 @@ class GuidanceStudyParams(_Strict):
     progress: bool = True
 
     @model_validator(mode="after")
-    def _reference_is_run(self) -> "GuidanceStudyParams":
+    def _reference_is_run(self) -> GuidanceStudyParams:
         if self.reference not in self.strategies:
             raise ValueError(f"reference {self.reference!r} must be one of the strategies {self.strategies}")
         if "lipsum" in self.baselines:
@@ -360,7 +388,12 @@ def config_from(target: type[Config], *sources: BaseModel, **explicit: Any) -> C
     copied by hand, and a ``target`` field no source has must be given explicitly (or keeps its default).
     """
     names = {f.name for f in dataclasses.fields(target)}
-    values = {name: getattr(source, name) for source in sources for name in type(source).model_fields if name in names}
+    values = {
+        name: getattr(source, name)
+        for source in sources
+        for name in type(source).model_fields
+        if name in names
+    }
     return target(**{**values, **explicit})
 
 

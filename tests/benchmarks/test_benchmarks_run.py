@@ -15,8 +15,22 @@ pytestmark = pytest.mark.slow
 
 def test_gpu_step_runs_on_cpu_with_a_tiny_batch(tmp_path):
     out = tmp_path / "gpu_step.json"
-    command = [sys.executable, str(REPO / "benchmarks/gpu_step.py"), "--device", "cpu", "--model", "TinyCLIP-ViT-P8-32",
-               "--batch", "8", "--steps", "2", "--warmup", "1", "--output", str(out)]
+    command = [
+        sys.executable,
+        str(REPO / "benchmarks/gpu_step.py"),
+        "--device",
+        "cpu",
+        "--model",
+        "TinyCLIP-ViT-P8-32",
+        "--batch",
+        "8",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--output",
+        str(out),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     figures = json.loads(out.read_text())

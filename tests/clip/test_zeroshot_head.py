@@ -9,7 +9,21 @@ from lipsum_ft.clip.backbone import new_model
 from lipsum_ft.clip.prompts import resolve_templates
 from lipsum_ft.clip.zeroshot import ClipClassifier, build_zeroshot_weights
 
-CLASSNAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"]
+CLASSNAMES = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+]
 
 
 def test_head_equals_open_clip_build_zero_shot_classifier():
@@ -19,7 +33,9 @@ def test_head_equals_open_clip_build_zero_shot_classifier():
     templates = ["a photo of the digit {}.", "a sketch of a {}.", "an infographic showing {}."]
     ours = build_zeroshot_weights(model, tokenizer, CLASSNAMES, templates, classes_per_batch=5)
     with torch.no_grad():
-        reference = open_clip.build_zero_shot_classifier(model, tokenizer, CLASSNAMES, templates, num_classes_per_batch=4)
+        reference = open_clip.build_zero_shot_classifier(
+            model, tokenizer, CLASSNAMES, templates, num_classes_per_batch=4
+        )
     assert ours.shape == (spec.model_cfg["embed_dim"], len(CLASSNAMES))
     torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(ours.norm(dim=0), torch.ones(len(CLASSNAMES)))

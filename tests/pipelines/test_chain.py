@@ -10,7 +10,6 @@ import torch
 
 from lipsum_ft.clip.backbone import load_bundle
 from lipsum_ft.hooks import InvalidParameters, MissingInputs
-
 from tests.kedro_helpers import copy_project, run_in
 
 pytestmark = pytest.mark.slow
@@ -44,13 +43,23 @@ def test_finetune_writes_each_method_and_its_training_curve(chain):
     pretrained = load_bundle(chain / "data/06_models/pretrained_clip").model.state_dict()
     tuned = load_bundle(chain / "data/06_models/finetuned/ft").model.state_dict()
     assert any(not torch.equal(pretrained[k], tuned[k]) for k in pretrained if k.startswith("visual."))
-    assert all(torch.equal(pretrained[k], tuned[k]) for k in pretrained if not k.startswith("visual."))  # text tower frozen
+    assert all(
+        torch.equal(pretrained[k], tuned[k]) for k in pretrained if not k.startswith("visual.")
+    )  # text tower frozen
 
 
 def test_evaluate_reports_every_variant_on_every_domain(chain):
     results = pd.read_csv(chain / "reports/results.csv")
     variants = set(results["variant"])
-    assert {"zeroshot", "ft", "lipsum", "tpgm-ft", "tpgm-lipsum", "wise-ft-0.50", "wise-lipsum-1.00"} <= variants
+    assert {
+        "zeroshot",
+        "ft",
+        "lipsum",
+        "tpgm-ft",
+        "tpgm-lipsum",
+        "wise-ft-0.50",
+        "wise-lipsum-1.00",
+    } <= variants
     assert results.groupby("variant")["domain"].nunique().eq(6).all()
     wise_one = results[results["variant"] == "wise-ft-1.00"].set_index("domain")["acc"]
     tuned = results[results["variant"] == "ft"].set_index("domain")["acc"]
@@ -74,26 +83,50 @@ def test_real_open_clip_architecture_from_a_local_file_through_the_pretrain_node
     from safetensors.torch import save_file
 
     save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, str(checkpoint))
-    bundle, log = pretrain_model(pd.DataFrame(), [], {"source": "open_clip", "model": "ViT-S-32", "pretrained": str(checkpoint)})
+    bundle, log = pretrain_model(
+        pd.DataFrame(), [], {"source": "open_clip", "model": "ViT-S-32", "pretrained": str(checkpoint)}
+    )
     assert bundle.spec.pretrained == str(checkpoint) and log.empty
-    assert all(torch.equal(a, b) for a, b in zip(reference.state_dict().values(), bundle.model.state_dict().values()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(reference.state_dict().values(), bundle.model.state_dict().values(), strict=True)
+    )
 
 
 def test_missing_inputs_name_the_pipeline_to_run_first(tmp_path):
     project = copy_project(tmp_path / "fresh")
-    with pytest.raises(MissingInputs, match=r"missing input\(s\) .*pretrained_clip.*run `kedro run --pipeline=data / pretrain / zeroshot` first"):
+    with pytest.raises(
+        MissingInputs,
+        match=r"missing input\(s\) .*pretrained_clip.*"
+        r"run `kedro run --pipeline=data / pretrain / zeroshot` first",
+    ):
         run_in(project, ["finetune"])
 
 
 @pytest.mark.parametrize(
     ("override", "named"),
     [
-        ({"finetune": {"method": "sgd"}}, r"finetune\.method.*'ft', 'lp', 'lpft', 'l2sp', 'kd', 'carft', 'flyp' or 'lipsum'"),
+        (
+            {"finetune": {"method": "sgd"}},
+            r"finetune\.method.*'ft', 'lp', 'lpft', 'l2sp', 'kd', 'carft', 'flyp' or 'lipsum'",
+        ),
         ({"finetune": {"lr": -1.0}}, r"finetune\.lr: Input should be greater than 0"),
-        ({"finetune": {"lr_by_method": {"lp": 0.0}}}, r"finetune\.lr_by_method\.lp: Input should be greater than 0"),
-        ({"finetune": {"lipsum": {"lambda": -0.5}}}, r"finetune\.lipsum\.lambda: Input should be greater than or equal to 0"),
-        ({"finetune": {"lipsum": {"num_texts": 0}}}, r"finetune\.lipsum\.num_texts: Input should be greater than 0"),
-        ({"finetune": {"lipsum": {"length": 0}}}, r"finetune\.lipsum\.length: Input should be greater than 0"),
+        (
+            {"finetune": {"lr_by_method": {"lp": 0.0}}},
+            r"finetune\.lr_by_method\.lp: Input should be greater than 0",
+        ),
+        (
+            {"finetune": {"lipsum": {"lambda": -0.5}}},
+            r"finetune\.lipsum\.lambda: Input should be greater than or equal to 0",
+        ),
+        (
+            {"finetune": {"lipsum": {"num_texts": 0}}},
+            r"finetune\.lipsum\.num_texts: Input should be greater than 0",
+        ),
+        (
+            {"finetune": {"lipsum": {"length": 0}}},
+            r"finetune\.lipsum\.length: Input should be greater than 0",
+        ),
         ({"finetune": {"batch_size": 0}}, r"finetune\.batch_size: Input should be greater than 0"),
     ],
 )

@@ -9,13 +9,15 @@ import pytest
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
-from lipsum_ft.ingest.validation import ManifestValidationError
+from lipsum_ft.data.validation import ManifestValidationError
 from lipsum_ft.hooks import InvalidParameters
 
 
 def run(project, pipeline: str, **runtime_params):
     bootstrap_project(project)
-    with KedroSession.create(project_path=project, env="test", runtime_params=runtime_params or None) as session:
+    with KedroSession.create(
+        project_path=project, env="test", runtime_params=runtime_params or None
+    ) as session:
         return session.run(pipeline_names=[pipeline])
 
 
@@ -29,7 +31,11 @@ def test_data_pipeline_writes_validated_manifest(kedro_project):
     assert classnames[:3] == ["zero", "one", "two"]
     assert len(manifest) == 200 * 6  # conf/test: 200 source digits rendered in six domains
     assert set(manifest["split"]) == {"pretrain", "train", "val", "test"}
-    per_digit_splits = manifest.assign(digit=manifest["path"].str.extract(r"_(\d+)\.png$")[0]).groupby("digit")["split"].nunique()
+    per_digit_splits = (
+        manifest.assign(digit=manifest["path"].str.extract(r"_(\d+)\.png$")[0])
+        .groupby("digit")["split"]
+        .nunique()
+    )
     assert per_digit_splits.max() == 1
     info = json.loads((kedro_project / "data/01_raw/dataset_info.json").read_text())
     assert info["regenerated"] is True and info["num_images"] == 1200

@@ -1,4 +1,6 @@
-"""`kedro run --env=domainnet` end to end on CPU over a miniature DomainNet tree (streamed images, local weights)."""
+"""`kedro run --env=domainnet` end to end on CPU over a miniature DomainNet tree
+(streamed images, local weights).
+"""
 
 from __future__ import annotations
 
@@ -20,7 +22,9 @@ CLASSES = ["aircraft_carrier", "bee", "zebra"]
 
 
 def miniature_domainnet(root):
-    """The official layout: <domain>/<class>/<file>.jpg and <domain>_{train,test}.txt with 'path label' lines."""
+    """The official layout: <domain>/<class>/<file>.jpg and <domain>_{train,test}.txt
+    with 'path label' lines.
+    """
     rng = np.random.default_rng(0)
     for domain in DOMAINS:
         lines = {"train": [], "test": []}
@@ -41,14 +45,34 @@ def test_domainnet_environment_runs_end_to_end_offline(tmp_path):
     miniature_domainnet(root)
     weights = tmp_path / "tiny.pt"
     torch.save(open_clip.create_model("TinyCLIP-ViT-P8-32").state_dict(), weights)
-    cpu_loader = {"mode": "stream", "workers": 2, "pin_memory": False, "persistent_workers": False, "prefetch_factor": 2}
+    cpu_loader = {
+        "mode": "stream",
+        "workers": 2,
+        "pin_memory": False,
+        "persistent_workers": False,
+        "prefetch_factor": 2,
+    }
     overrides = {
         "data": {"layout": {"root": str(root)}, "carve_validation": {"fraction": 0.25}},
         "pretrain": {"model": "TinyCLIP-ViT-P8-32", "pretrained": str(weights)},
         "zeroshot": {"device": "cpu", "loader": cpu_loader, "batch_size": 16},
-        "finetune": {"accelerator": "cpu", "precision": "32-true", "steps": 4, "batch_size": 8, "eval_every": 2, "checkpoint_every": 0,
-                     "loader": cpu_loader, "progress": False, "lipsum": {"num_texts": 8}},
-        "posthoc": {"device": "cpu", "loader": cpu_loader, "wise": {"alphas": [0.0, 0.5, 1.0]}, "tpgm": {"steps": 2, "batch_size": 4}},
+        "finetune": {
+            "accelerator": "cpu",
+            "precision": "32-true",
+            "steps": 4,
+            "batch_size": 8,
+            "eval_every": 2,
+            "checkpoint_every": 0,
+            "loader": cpu_loader,
+            "progress": False,
+            "lipsum": {"num_texts": 8},
+        },
+        "posthoc": {
+            "device": "cpu",
+            "loader": cpu_loader,
+            "wise": {"alphas": [0.0, 0.5, 1.0]},
+            "tpgm": {"steps": 2, "batch_size": 4},
+        },
         "evaluate": {"device": "cpu", "loader": cpu_loader, "batch_size": 16},
     }
     project = copy_project(tmp_path / "project")
@@ -56,7 +80,9 @@ def test_domainnet_environment_runs_end_to_end_offline(tmp_path):
     manifest = pd.read_parquet(project / "data/02_intermediate/manifest.parquet")
     assert set(manifest["domain"]) == set(DOMAINS)
     real = manifest[manifest["domain"] == "real"]
-    assert set(real["split"]) == {"train", "val", "test"} and (real["split"] == "val").sum() == 3  # one per class
+    assert (
+        set(real["split"]) == {"train", "val", "test"} and (real["split"] == "val").sum() == 3
+    )  # one per class
     assert json.loads((project / "data/02_intermediate/classnames.json").read_text()) == sorted(CLASSES)
     results = pd.read_csv(project / "reports/results.csv")
     assert set(results["domain"]) == set(DOMAINS)

@@ -14,7 +14,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_a_method_with_its_own_lr_gets_it_and_the_others_the_shared_one():
     finetune = yaml.safe_load((REPO / "conf/base/parameters_finetune.yml").read_text())["finetune"]
-    finetune = {**finetune, "reference_domain": "photo", "loader": {}, "lr": 1e-4, "lr_by_method": {"lp": 1e-2}}
+    finetune = {
+        **finetune,
+        "reference_domain": "photo",
+        "loader": {},
+        "lr": 1e-4,
+        "lr_by_method": {"lp": 1e-2},
+    }
     params = parse("finetune", finetune)
     assert train_config(params, "lp").lr == 1e-2
     assert train_config(params, "ft").lr == train_config(params, "lipsum").lr == 1e-4

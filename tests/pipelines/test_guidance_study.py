@@ -7,20 +7,25 @@ import json
 import pandas as pd
 import pytest
 
-from lipsum_ft.reporting import study_markdown, study_summary
+from lipsum_ft.evaluation.reporting import study_markdown, study_summary
 from tests.kedro_helpers import run_in
 
 STRATEGIES = ["random_tokens", "random_words", "class_free_captions", "fixed_pool"]
 
 
 def test_study_summary_pairs_each_seed_with_the_reference():
-    runs = pd.DataFrame({
-        "arm": ["random_tokens"] * 3 + ["random_words"] * 3,
-        "seed": [0, 1, 2] * 2,
-        "shift_acc": [0.70, 0.74, 0.72, 0.72, 0.75, 0.71],
-        "ref_acc": [0.9] * 6, "ref_ece": [0.05] * 6, "shift_ece": [0.07] * 6, "energy_gap": [0.001] * 6,
-        "ms_per_step": [100.0, 110.0, 90.0, 150.0, 150.0, 150.0],
-    })
+    runs = pd.DataFrame(
+        {
+            "arm": ["random_tokens"] * 3 + ["random_words"] * 3,
+            "seed": [0, 1, 2] * 2,
+            "shift_acc": [0.70, 0.74, 0.72, 0.72, 0.75, 0.71],
+            "ref_acc": [0.9] * 6,
+            "ref_ece": [0.05] * 6,
+            "shift_ece": [0.07] * 6,
+            "energy_gap": [0.001] * 6,
+            "ms_per_step": [100.0, 110.0, 90.0, 150.0, 150.0, 150.0],
+        }
+    )
     summary = study_summary(runs, "random_tokens").set_index("arm")
     words = summary.loc["random_words"]
     assert words["delta_shift_mean"] == pytest.approx((0.02 + 0.01 - 0.01) / 3)
@@ -30,7 +35,10 @@ def test_study_summary_pairs_each_seed_with_the_reference():
     assert summary.loc["random_tokens", "delta_shift_mean"] == 0
     text = study_markdown(summary.reset_index(), ["random_tokens", "random_words"], "random_tokens", "t")
     # +0.7 points, below the seed spread of both arms (std 2.0 and 2.1 points)
-    assert "Best on shift accuracy: random_words, +0.7 ± 1.5 points over random_tokens" in text and "does not exceed the seed spread" in text
+    assert (
+        "Best on shift accuracy: random_words, +0.7 ± 1.5 points over random_tokens" in text
+        and "does not exceed the seed spread" in text
+    )
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +55,10 @@ def test_guidance_pipeline_scores_every_strategy_and_seed(study):
     assert results["domain"].nunique() == results.loc[results["arm"] == "zeroshot", "domain"].nunique() > 1
     summary = pd.read_csv(study / "reports/guidance/summary.csv").set_index("arm")
     assert list(summary.index) == ["zeroshot", "ft", *STRATEGIES]
-    assert summary.loc["random_tokens", "delta_shift_mean"] == 0 and summary.loc["random_tokens", "cost_vs_reference"] == 1
+    assert (
+        summary.loc["random_tokens", "delta_shift_mean"] == 0
+        and summary.loc["random_tokens", "cost_vs_reference"] == 1
+    )
     assert (summary.loc[["ft", *STRATEGIES], "ms_per_step_mean"] > 0).all()
     assert summary.loc[STRATEGIES, "shift_acc_mean"].between(0, 1).all()
     table = (study / "reports/guidance/summary.md").read_text()

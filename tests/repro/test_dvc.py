@@ -25,7 +25,12 @@ pytestmark = pytest.mark.slow
 
 
 def sh(args: list[str], cwd: Path) -> str:
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "KEDRO_DISABLE_TELEMETRY": "1", "GX_ANALYTICS_ENABLED": "false"}
+    env = {
+        **os.environ,
+        "DVC_NO_ANALYTICS": "1",
+        "KEDRO_DISABLE_TELEMETRY": "1",
+        "GX_ANALYTICS_ENABLED": "false",
+    }
     done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
     assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done.stdout + done.stderr
@@ -66,7 +71,15 @@ def stages_run(output: str) -> set[str]:
 
 def test_repro_runs_the_chain_then_does_nothing_then_reruns_only_downstream_of_a_change(repo):
     first = sh(DVC + ["repro"], repo)
-    assert stages_run(first) == {"data", "pretrain", "zeroshot", "finetune", "posthoc", "evaluate", "guidance"}
+    assert stages_run(first) == {
+        "data",
+        "pretrain",
+        "zeroshot",
+        "finetune",
+        "posthoc",
+        "evaluate",
+        "guidance",
+    }
     assert (repo / "dvc.lock").is_file() and (repo / "reports/metrics.json").is_file()
 
     started = time.perf_counter()
@@ -79,7 +92,10 @@ def test_repro_runs_the_chain_then_does_nothing_then_reruns_only_downstream_of_a
     params["finetune"]["lipsum"]["lambda"] = 0.5
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
     status = json.loads(sh(DVC + ["status", "--json"], repo))
-    assert set(status) == {"finetune", "guidance"}  # only the stages that read the key are dirty before they rerun
+    assert set(status) == {
+        "finetune",
+        "guidance",
+    }  # only the stages that read the key are dirty before they rerun
     third = sh(DVC + ["repro"], repo)
     assert stages_run(third) == {"finetune", "posthoc", "evaluate", "guidance"}
 

@@ -39,7 +39,7 @@ def imported_modules(path: Path) -> set[str]:
 
 
 def source_closure(module: str) -> set[Path]:
-    """Every project file reachable by imports from ``module``; package ``__init__`` files only for pipelines."""
+    """Every project file reachable by imports from ``module``; docstring-only ``__init__`` files left out."""
     seen, todo = set(), [module]
     while todo:
         path = module_path(todo.pop())
@@ -47,7 +47,13 @@ def source_closure(module: str) -> set[Path]:
             continue
         seen.add(path)
         todo.extend(imported_modules(path))
-    return {p for p in seen if p.name != "__init__.py" or "pipelines" in p.parts}
+    return {p for p in seen if p.name != "__init__.py" or "pipelines" in p.parts or holds_code(p)}
+
+
+def holds_code(path: Path) -> bool:
+    """True when a file has statements beyond its docstring (a package ``__init__`` that re-exports)."""
+    body = ast.parse(path.read_text()).body
+    return any(not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)) for node in body)
 
 
 STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]

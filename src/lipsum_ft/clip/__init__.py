@@ -1,1 +1,3 @@
-"""CLIP-side helpers: models, prompts and the embedded DigitDomains dataset."""
+"""The model side of CLIP: building and loading open_clip models, prompts, text encoding,
+the zero-shot head.
+"""

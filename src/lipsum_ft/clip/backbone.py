@@ -10,9 +10,10 @@ from __future__ import annotations
 import copy
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import open_clip
 import torch
@@ -40,10 +41,14 @@ class ModelSpec:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"model_cfg": self.model_cfg, "preprocess_cfg": self.preprocess_cfg, "lipsum_ft": {"name": self.name, "pretrained": self.pretrained, **self.extra}}
+        return {
+            "model_cfg": self.model_cfg,
+            "preprocess_cfg": self.preprocess_cfg,
+            "lipsum_ft": {"name": self.name, "pretrained": self.pretrained, **self.extra},
+        }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "ModelSpec":
+    def from_json(cls, data: dict[str, Any]) -> ModelSpec:
         info = dict(data.get("lipsum_ft", {}))
         return cls(
             model_cfg=data["model_cfg"],
@@ -67,7 +72,9 @@ def model_config(name: str) -> dict[str, Any]:
     """The architecture config of a built-in or packaged open_clip model, naming valid choices if unknown."""
     cfg = open_clip.get_model_config(name)
     if cfg is None:
-        raise ValueError(f"unknown open_clip model {name!r}; known: {', '.join(sorted(open_clip.list_models()))}")
+        raise ValueError(
+            f"unknown open_clip model {name!r}; known: {', '.join(sorted(open_clip.list_models()))}"
+        )
     return copy.deepcopy(cfg)
 
 
@@ -90,7 +97,11 @@ def new_model(name: str, seed: int) -> tuple[torch.nn.Module, ModelSpec]:
     """A freshly initialised model of a named config, seeded: the start of tiny-CLIP pretraining."""
     cfg = model_config(name)
     torch.manual_seed(seed)
-    spec = ModelSpec(model_cfg=cfg, preprocess_cfg=_json_native(asdict(PreprocessCfg(size=cfg["vision_cfg"]["image_size"]))), name=name)
+    spec = ModelSpec(
+        model_cfg=cfg,
+        preprocess_cfg=_json_native(asdict(PreprocessCfg(size=cfg["vision_cfg"]["image_size"]))),
+        name=name,
+    )
     return build_model(spec), spec
 
 
@@ -98,19 +109,28 @@ def load_open_clip(name: str, pretrained: str | None) -> tuple[torch.nn.Module, 
     """Real weights: ``pretrained`` is an open_clip tag (downloads) or a local checkpoint file (offline)."""
     if pretrained and not open_clip.get_pretrained_cfg(name, pretrained) and not os.path.isfile(pretrained):
         tags = open_clip.list_pretrained_tags_by_model(name)
-        raise FileNotFoundError(f"pretrained {pretrained!r} is neither an open_clip tag of {name} ({tags}) nor an existing file")
+        raise FileNotFoundError(
+            f"pretrained {pretrained!r} is neither an open_clip tag of {name} ({tags}) nor an existing file"
+        )
     tag_cfg = open_clip.get_pretrained_cfg(name, pretrained) if pretrained else {}
     quick_gelu = bool(tag_cfg.get("quick_gelu", False))
     model = open_clip.create_model(name, pretrained=pretrained, force_quick_gelu=quick_gelu)
     cfg = model_config(name)
     if quick_gelu:
         cfg["quick_gelu"] = True
-    return model, ModelSpec(model_cfg=cfg, preprocess_cfg=_json_native(model.visual.preprocess_cfg), name=name, pretrained=str(pretrained) if pretrained else None)
+    return model, ModelSpec(
+        model_cfg=cfg,
+        preprocess_cfg=_json_native(model.visual.preprocess_cfg),
+        name=name,
+        pretrained=str(pretrained) if pretrained else None,
+    )
 
 
 @dataclass
 class ClipBundle:
-    """A model with its spec and, once fine-tuned, its classification head (``weight`` D x K, ``logit_scale``)."""
+    """A model with its spec and, once fine-tuned, its classification head
+    (``weight`` D x K, ``logit_scale``).
+    """
 
     model: torch.nn.Module
     spec: ModelSpec

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +21,13 @@ def encode_images(
     """L2-normalised features of an image set (``InMemoryImages`` or ``StreamedImages``), batch by batch."""
     chunks = []
     total = -(-len(images) // batch_size)
-    for batch in tqdm(images.eval_batches(batch_size), total=total, desc=desc, unit="batch", disable=not progress, leave=False):
+    for batch in tqdm(
+        images.eval_batches(batch_size),
+        total=total,
+        desc=desc,
+        unit="batch",
+        disable=not progress,
+        leave=False,
+    ):
         chunks.append(F.normalize(encode(batch.to(device, non_blocking=True)).float(), dim=-1).cpu())
     return torch.cat(chunks) if chunks else torch.empty(0)

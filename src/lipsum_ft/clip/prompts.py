@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence, Union
+from collections.abc import Callable, Sequence
 
 import open_clip
 
-Template = Union[str, Callable[[str], str]]
+Template = str | Callable[[str], str]
 
 NAMED_TEMPLATE_SETS: dict[str, Sequence[Template]] = {
     "openai_imagenet": open_clip.OPENAI_IMAGENET_TEMPLATES,  # the 80 templates of the CLIP paper
@@ -18,7 +18,10 @@ def resolve_templates(templates: str | Sequence[str]) -> list[Template]:
     """A named set (``openai_imagenet``, ``simple_imagenet``) or a list of ``{}``-format strings."""
     if isinstance(templates, str):
         if templates not in NAMED_TEMPLATE_SETS:
-            raise ValueError(f"unknown template set {templates!r}; named sets: {sorted(NAMED_TEMPLATE_SETS)} (or give a list of strings with '{{}}')")
+            raise ValueError(
+                f"unknown template set {templates!r}; named sets: {sorted(NAMED_TEMPLATE_SETS)} "
+                "(or give a list of strings with '{}')"
+            )
         return list(NAMED_TEMPLATE_SETS[templates])
     resolved = list(templates)
     if not resolved:
@@ -32,4 +35,3 @@ def resolve_templates(templates: str | Sequence[str]) -> list[Template]:
 def fill(template: Template, classname: str) -> str:
     """One prompt: a format string or one of open_clip's template callables."""
     return template.format(classname) if isinstance(template, str) else template(classname)
-

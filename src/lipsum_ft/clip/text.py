@@ -5,10 +5,9 @@ from __future__ import annotations
 import functools
 
 import torch
-from torch import nn
-
 from open_clip.tokenizer import SimpleTokenizer
 from open_clip.transformer import text_global_pool
+from torch import nn
 
 SOT_TOKEN = 49406  # open_clip's start-of-text id
 EOT_TOKEN = 49407  # end-of-text id; the text tower pools at the highest id, so random ids stay below SOT
@@ -24,14 +23,20 @@ def encode_tokens(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
     """
     n = tokens.shape[1]
     if n > model.positional_embedding.shape[0]:
-        raise ValueError(f"texts of {n} tokens exceed the model's context length {model.positional_embedding.shape[0]}")
+        raise ValueError(
+            f"texts of {n} tokens exceed the model's context length {model.positional_embedding.shape[0]}"
+        )
     cast_dtype = model.transformer.get_cast_dtype()
     x = model.token_embedding(tokens).to(cast_dtype) + model.positional_embedding[:n].to(cast_dtype)
     mask = model.attn_mask[:n, :n] if model.attn_mask is not None else None
     x = model.ln_final(model.transformer(x, attn_mask=mask))
     x = text_global_pool(x, tokens, model.text_pool_type, eos_token_id=getattr(model, "text_eos_id", None))
     if model.text_projection is not None:
-        x = model.text_projection(x) if isinstance(model.text_projection, nn.Linear) else x @ model.text_projection
+        x = (
+            model.text_projection(x)
+            if isinstance(model.text_projection, nn.Linear)
+            else x @ model.text_projection
+        )
     return x
 
 
@@ -43,7 +48,8 @@ def clip_tokenizer() -> SimpleTokenizer:
 
 @functools.cache
 def word_vocabulary() -> tuple[tuple[int, ...], tuple[str, ...]]:
-    """Ids and spellings of the lower-case a-z units that end a word (``dog</w>``) in CLIP's vocabulary (32,875).
+    """Ids and spellings of the lower-case a-z units that end a word (``dog</w>``) in CLIP's vocabulary
+    (32,875).
 
     Texts built from them tokenize back to the same ids, so they read as (odd) language, unlike uniform ids,
     which are mostly word fragments, punctuation and byte-level pieces of other scripts and emoji.

@@ -6,7 +6,7 @@ apart from ``W`` (as in the official Lipsum-FT code) so WiSE and TPGM interpolat
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +17,11 @@ from lipsum_ft.clip.prompts import Template, fill
 
 @torch.inference_mode()
 def build_zeroshot_weights(
-    model: nn.Module, tokenizer, classnames: Sequence[str], templates: Sequence[Template], classes_per_batch: int = 10
+    model: nn.Module,
+    tokenizer,
+    classnames: Sequence[str],
+    templates: Sequence[Template],
+    classes_per_batch: int = 10,
 ) -> torch.Tensor:
     """W (embed_dim x K): for each class, mean of normalised prompt features, renormalised."""
     device = next(model.parameters()).device
@@ -51,5 +55,7 @@ class ClipClassifier(nn.Module):
 
 
 def classifier_for(model: nn.Module, head: dict[str, torch.Tensor]) -> ClipClassifier:
-    """The classifier of a CLIP model and a head dict (``weight``, ``logit_scale``), sharing the model's tower."""
+    """The classifier of a CLIP model and a head dict (``weight``, ``logit_scale``),
+    sharing the model's tower.
+    """
     return ClipClassifier(model.visual, head["weight"], float(head["logit_scale"]))

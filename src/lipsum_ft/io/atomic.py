@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 
 @contextmanager
@@ -27,7 +27,9 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
 
 @contextmanager
 def staged_folder(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield an empty sibling folder to fill; on success it replaces ``target`` whole, on failure it is removed."""
+    """Yield an empty sibling folder to fill; on success it replaces ``target`` whole,
+    on failure it is removed.
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))

@@ -9,7 +9,9 @@ from kedro.io import AbstractDataset
 
 
 class PathDataset(AbstractDataset):
-    """A dataset stored at ``filepath`` (a file or a folder); subclasses say how to load, save and check it."""
+    """A dataset stored at ``filepath`` (a file or a folder);
+    subclasses say how to load, save and check it.
+    """
 
     def __init__(self, filepath: str, metadata: dict[str, Any] | None = None):
         self._filepath = Path(filepath)

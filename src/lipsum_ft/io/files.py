@@ -1,4 +1,6 @@
-"""JSON, CSV, Parquet, text and figure datasets with atomic saves (Kedro-datasets' versions write in place)."""
+"""JSON, CSV, Parquet, text and figure datasets with atomic saves
+(Kedro-datasets' versions write in place).
+"""
 
 from __future__ import annotations
 
@@ -20,7 +22,9 @@ class AtomicJSONDataset(PathDataset):
 
     def save(self, data: Any) -> None:
         with atomic_path(self._filepath) as temporary:
-            temporary.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+            temporary.write_text(
+                json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8"
+            )
 
 
 class AtomicParquetDataset(PathDataset):

@@ -52,7 +52,9 @@ class ClipModelCollectionDataset(PathDataset):
                 write_bundle(bundle, staging / name)
 
     def _exists(self) -> bool:
-        return self._filepath.is_dir() and any((p / "open_clip_config.json").is_file() for p in self._filepath.iterdir())
+        return self._filepath.is_dir() and any(
+            (p / "open_clip_config.json").is_file() for p in self._filepath.iterdir()
+        )
 
 
 class TensorCollectionDataset(PathDataset):
@@ -67,7 +69,10 @@ class TensorCollectionDataset(PathDataset):
     def save(self, data: dict[str, dict[str, torch.Tensor]]) -> None:
         with staged_folder(self._filepath) as staging:
             for name, tensors in data.items():
-                save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(staging / f"{name}.safetensors"))
+                save_file(
+                    {k: v.detach().cpu().contiguous() for k, v in tensors.items()},
+                    str(staging / f"{name}.safetensors"),
+                )
 
     def _exists(self) -> bool:
         return self._filepath.is_dir()

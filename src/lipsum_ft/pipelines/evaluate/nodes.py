@@ -6,27 +6,28 @@ import copy
 import logging
 from typing import Any
 
-import open_clip
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
-from lipsum_ft import plots
 from lipsum_ft.clip.backbone import ClipBundle
-from lipsum_ft.clip.evaluation import score_variant
-from lipsum_ft.clip.guidance import RandomTokens
 from lipsum_ft.clip.text import encode_tokens
-from lipsum_ft.clip.images import load_split
 from lipsum_ft.clip.zeroshot import ClipClassifier, classifier_for
+from lipsum_ft.data.images import load_split
+from lipsum_ft.evaluation import plots
+from lipsum_ft.evaluation.reporting import flat_metrics, summary_markdown
+from lipsum_ft.evaluation.scoring import score_variant
 from lipsum_ft.params import EvaluateParams, parse
-from lipsum_ft.reporting import flat_metrics, summary_markdown
+from lipsum_ft.training.guidance import RandomTokens
 
 log = logging.getLogger(__name__)
 
 
 def _describe(name: str) -> dict[str, Any]:
-    """variant name -> (kind, method, alpha): ``zeroshot``, ``<method>``, ``wise-<method>-<alpha>``, ``tpgm-<method>``."""
+    """variant name -> (kind, method, alpha):
+    ``zeroshot``, ``<method>``, ``wise-<method>-<alpha>``, ``tpgm-<method>``.
+    """
     if name == "zeroshot":
         return {"kind": "zeroshot", "method": "zeroshot", "alpha": 0.0}
     if name.startswith("wise-"):
@@ -52,19 +53,44 @@ def evaluate_variants(
     params: EvaluateParams = parse("evaluate", evaluate)
     spec, model = pretrained_clip.spec, pretrained_clip.model.eval()
     mean, std = spec.preprocess_cfg["mean"], spec.preprocess_cfg["std"]
-    data = load_split(manifest, params.split, spec.image_size, mean, std, params.loader.mode, params.loader.settings(), params.progress)
+    data = load_split(
+        manifest,
+        params.split,
+        spec.image_size,
+        mean,
+        std,
+        params.loader.mode,
+        params.loader.settings(),
+        params.progress,
+    )
     if params.reference_domain not in data:
-        raise ValueError(f"evaluate.reference_domain {params.reference_domain!r} has no {params.split!r} rows; domains: {sorted(data)}")
+        raise ValueError(
+            f"evaluate.reference_domain {params.reference_domain!r} has no {params.split!r} rows; "
+            f"domains: {sorted(data)}"
+        )
     unknown = {d: [c for c in names if c not in classnames] for d, names in params.class_subsets.items()}
     if any(unknown.values()):
-        raise ValueError(f"evaluate.class_subsets name unknown classes: { {d: u[:5] for d, u in unknown.items() if u} }")
-    groups = {**class_groups, **{d: [[classnames.index(c)] for c in names] for d, names in params.class_subsets.items()}}
+        raise ValueError(
+            f"evaluate.class_subsets name unknown classes: { {d: u[:5] for d, u in unknown.items() if u} }"
+        )
+    groups = {
+        **class_groups,
+        **{d: [[classnames.index(c)] for c in names] for d, names in params.class_subsets.items()},
+    }
     with torch.no_grad():
-        texts = F.normalize(encode_tokens(model, RandomTokens(params.energy.num_texts, params.energy.length, params.energy.seed).tokens(0)), dim=-1)
+        texts = F.normalize(
+            encode_tokens(
+                model,
+                RandomTokens(params.energy.num_texts, params.energy.length, params.energy.seed).tokens(0),
+            ),
+            dim=-1,
+        )
 
     template = classifier_for(copy.deepcopy(model), zeroshot_head)
     variants: dict[str, ClipClassifier] = {"zeroshot": classifier_for(model, zeroshot_head)}
-    variants.update({method: classifier_for(bundle.model, bundle.head) for method, bundle in finetuned_clip.items()})
+    variants.update(
+        {method: classifier_for(bundle.model, bundle.head) for method, bundle in finetuned_clip.items()}
+    )
     states = {**wise_models, **tpgm_models}
 
     rows, reliability, zero_features = [], {}, None
@@ -75,20 +101,40 @@ def evaluate_variants(
             template.load_state_dict(states[name])
             classifier = template
         scores, features = score_variant(
-            classifier, data, zero_features, texts, groups, params.batch_size, params.ece_bins, params.progress, name, params.device
+            classifier,
+            data,
+            zero_features,
+            texts,
+            groups,
+            params.batch_size,
+            params.ece_bins,
+            params.progress,
+            name,
+            params.device,
         )
         if name == "zeroshot":
             zero_features = features
         for domain, score in scores.items():
             role = "reference" if domain == params.reference_domain else "shift"
-            rows.append({"variant": name, **_describe(name), "domain": domain, "role": role, "split": params.split, **score.metrics})
+            rows.append(
+                {
+                    "variant": name,
+                    **_describe(name),
+                    "domain": domain,
+                    "role": role,
+                    "split": params.split,
+                    **score.metrics,
+                }
+            )
             reliability[f"{name}/{domain}"] = score.reliability
     results = pd.DataFrame(rows)
     log.info("evaluated %d variants on %d domains", results["variant"].nunique(), results["domain"].nunique())
     return results, reliability
 
 
-def summarise(results: pd.DataFrame, tpgm_summary: dict[str, Any], evaluate: dict[str, Any]) -> tuple[dict[str, float], str]:
+def summarise(
+    results: pd.DataFrame, tpgm_summary: dict[str, Any], evaluate: dict[str, Any]
+) -> tuple[dict[str, float], str]:
     """Flat metrics for DVC (``<variant>.<split>.<domain>.<metric>``) and the Markdown summary table."""
     params: EvaluateParams = parse("evaluate", evaluate)
     table = summary_markdown(results, params.report_alpha, tpgm_summary)

@@ -1,4 +1,6 @@
-"""The ``guidance`` pipeline: Lipsum-FT's text-guidance strategies compared over seeds (not in the default run)."""
+"""The ``guidance`` pipeline: Lipsum-FT's text-guidance strategies compared over seeds
+(not in the default run).
+"""
 
 from lipsum_ft.pipelines.guidance.pipeline import create_pipeline
 

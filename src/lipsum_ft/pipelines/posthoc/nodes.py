@@ -10,29 +10,39 @@ import pandas as pd
 import torch
 
 from lipsum_ft.clip.backbone import ClipBundle
-from lipsum_ft.clip.images import load_split
-from lipsum_ft.clip.merging import learn_tpgm, wise
 from lipsum_ft.clip.zeroshot import classifier_for
+from lipsum_ft.data.images import load_split
 from lipsum_ft.params import PosthocParams, parse
+from lipsum_ft.posthoc.tpgm import learn_tpgm
+from lipsum_ft.posthoc.wise import wise
 
 log = logging.getLogger(__name__)
 
 State = dict[str, torch.Tensor]
 
 
-def _states(pretrained_clip: ClipBundle, zeroshot_head: dict[str, torch.Tensor], finetuned_clip: dict[str, ClipBundle]) -> tuple[State, dict[str, State]]:
+def _states(
+    pretrained_clip: ClipBundle, zeroshot_head: dict[str, torch.Tensor], finetuned_clip: dict[str, ClipBundle]
+) -> tuple[State, dict[str, State]]:
     zero = classifier_for(pretrained_clip.model, zeroshot_head).state_dict()
     tuned = {m: classifier_for(b.model, b.head).state_dict() for m, b in finetuned_clip.items()}
     return zero, tuned
 
 
 def wise_models(
-    pretrained_clip: ClipBundle, zeroshot_head: dict[str, torch.Tensor], finetuned_clip: dict[str, ClipBundle], posthoc: dict[str, Any]
+    pretrained_clip: ClipBundle,
+    zeroshot_head: dict[str, torch.Tensor],
+    finetuned_clip: dict[str, ClipBundle],
+    posthoc: dict[str, Any],
 ) -> dict[str, State]:
     """WiSE(method, alpha) for every fine-tuned method and every alpha of the grid."""
     params: PosthocParams = parse("posthoc", posthoc)
     zero, tuned = _states(pretrained_clip, zeroshot_head, finetuned_clip)
-    return {f"wise-{method}-{alpha:.2f}": wise(zero, state, alpha) for method, state in tuned.items() for alpha in params.wise.alphas}
+    return {
+        f"wise-{method}-{alpha:.2f}": wise(zero, state, alpha)
+        for method, state in tuned.items()
+        for alpha in params.wise.alphas
+    }
 
 
 def tpgm_models(
@@ -45,19 +55,41 @@ def tpgm_models(
     """TPGM projection of every fine-tuned method, radii learned on the reference domain's val split."""
     params: PosthocParams = parse("posthoc", posthoc)
     spec = pretrained_clip.spec
-    val = load_split(manifest, params.val_split, spec.image_size, spec.preprocess_cfg["mean"], spec.preprocess_cfg["std"],
-                     params.loader.mode, params.loader.settings(), params.progress, [params.reference_domain])[params.reference_domain]
+    val = load_split(
+        manifest,
+        params.val_split,
+        spec.image_size,
+        spec.preprocess_cfg["mean"],
+        spec.preprocess_cfg["std"],
+        params.loader.mode,
+        params.loader.settings(),
+        params.progress,
+        [params.reference_domain],
+    )[params.reference_domain]
 
     zero, tuned = _states(pretrained_clip, zeroshot_head, finetuned_clip)
     projected, summary = {}, {}
     for method, state in tuned.items():
         template = classifier_for(copy.deepcopy(pretrained_clip.model), zeroshot_head)
         projected[f"tpgm-{method}"], projection = learn_tpgm(
-            template, zero, state, val.sample_batches(params.tpgm.batch_size, params.tpgm.seed), params.tpgm.steps,
-            params.tpgm.lr, params.tpgm.norm, params.tpgm.exclude, params.progress, params.device,
+            template,
+            zero,
+            state,
+            val.sample_batches(params.tpgm.batch_size, params.tpgm.seed),
+            params.tpgm.steps,
+            params.tpgm.lr,
+            params.tpgm.norm,
+            params.tpgm.exclude,
+            params.progress,
+            params.device,
         )
         ratios = torch.cat([projection.ratio(n).detach().flatten() for n in projection.names])
-        summary[method] = {"norm": params.tpgm.norm, "tensors": len(projection.names), "mean_ratio": ratios.mean().item(),
-                           "min_ratio": ratios.min().item(), "max_ratio": ratios.max().item()}
+        summary[method] = {
+            "norm": params.tpgm.norm,
+            "tensors": len(projection.names),
+            "mean_ratio": ratios.mean().item(),
+            "min_ratio": ratios.min().item(),
+            "max_ratio": ratios.max().item(),
+        }
         log.info("TPGM %s: mean projection ratio %.3f", method, summary[method]["mean_ratio"])
     return projected, summary

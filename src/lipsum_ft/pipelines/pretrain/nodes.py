@@ -11,29 +11,43 @@ import pandas as pd
 import torch
 
 from lipsum_ft.clip.backbone import ClipBundle, load_open_clip, new_model
-from lipsum_ft.clip.images import decode_images
-from lipsum_ft.clip.pretraining import PretrainConfig, caption_bank, pretrain_clip
+from lipsum_ft.data.images import decode_images
 from lipsum_ft.params import PretrainParams, config_from, parse
+from lipsum_ft.training.pretraining import PretrainConfig, caption_bank, pretrain_clip
 
 log = logging.getLogger(__name__)
 
 
-def pretrain_model(manifest: pd.DataFrame, classnames: list[str], pretrain: dict[str, Any]) -> tuple[ClipBundle, pd.DataFrame]:
-    """The zero-shot model: open_clip weights as they are, or a tiny CLIP trained on the ``pretrain`` split."""
+def pretrain_model(
+    manifest: pd.DataFrame, classnames: list[str], pretrain: dict[str, Any]
+) -> tuple[ClipBundle, pd.DataFrame]:
+    """The zero-shot model: open_clip weights as they are,
+    or a tiny CLIP trained on the ``pretrain`` split.
+    """
     params: PretrainParams = parse("pretrain", pretrain)
     if params.source == "open_clip":
         model, spec = load_open_clip(params.model, params.pretrained)
-        return ClipBundle(model=model.eval(), spec=spec), pd.DataFrame(columns=["step", "loss", "lr", "logit_scale", "images_per_s"])
+        return ClipBundle(model=model.eval(), spec=spec), pd.DataFrame(
+            columns=["step", "loss", "lr", "logit_scale", "images_per_s"]
+        )
     started = time.perf_counter()
     model, spec = new_model(params.model, params.seed)
     rows = manifest[manifest["split"] == "pretrain"]
     if rows.empty:
-        raise ValueError("the manifest has no 'pretrain' split: pretrain.source 'embedded' needs one (data.layout.splits)")
+        raise ValueError(
+            "the manifest has no 'pretrain' split: pretrain.source 'embedded' needs one (data.layout.splits)"
+        )
     domains = sorted(rows["domain"].unique())
-    images = decode_images(rows["path"].tolist(), spec.image_size, progress=params.progress, desc="decode pretrain")
+    images = decode_images(
+        rows["path"].tolist(), spec.image_size, progress=params.progress, desc="decode pretrain"
+    )
     tokens, index = caption_bank(
-        open_clip.get_tokenizer(params.model), domains, classnames,
-        params.captions.templates, params.captions.domain_words, params.captions.class_aliases,
+        open_clip.get_tokenizer(params.model),
+        domains,
+        classnames,
+        params.captions.templates,
+        params.captions.domain_words,
+        params.captions.class_aliases,
     )
     history = pretrain_clip(
         model,
@@ -48,6 +62,17 @@ def pretrain_model(manifest: pd.DataFrame, classnames: list[str], pretrain: dict
         progress=params.progress,
     )
     seconds = time.perf_counter() - started
-    spec.extra.update(pretrain_seconds=round(seconds, 1), pretrain_steps=params.steps, seed=params.seed, logit_scale=history[-1]["logit_scale"])
-    log.info("pretrained %s for %d steps in %.0f s; logit scale %.1f", params.model, params.steps, seconds, history[-1]["logit_scale"])
+    spec.extra.update(
+        pretrain_seconds=round(seconds, 1),
+        pretrain_steps=params.steps,
+        seed=params.seed,
+        logit_scale=history[-1]["logit_scale"],
+    )
+    log.info(
+        "pretrained %s for %d steps in %.0f s; logit scale %.1f",
+        params.model,
+        params.steps,
+        seconds,
+        history[-1]["logit_scale"],
+    )
     return ClipBundle(model=model, spec=spec), pd.DataFrame(history)

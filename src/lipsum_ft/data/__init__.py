@@ -1,0 +1,3 @@
+"""Datasets as files: the DigitDomains renderer, DomainNet/ImageNet layouts, splits, GX validation,
+image loading.
+"""

@@ -1,0 +1,354 @@
+"""Images from a manifest, as one interface with two implementations.
+
+``InMemoryImages``: small datasets (DigitDomains) decoded once into a uint8 tensor and augmented a
+whole batch at a time. ``StreamedImages``: large ones (DomainNet, ImageNet) decoded and augmented
+in DataLoader workers, so the training loop does no per-sample Python work. Both draw the global
+batch of a step from (seed, step) alone, so runs resume exactly and every rank agrees.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from lipsum_ft.seeding import step_generator
+
+
+def decode_images(
+    paths: Sequence[str], size: int, progress: bool = True, desc: str = "decode"
+) -> torch.Tensor:
+    """uint8 tensor (N, 3, size, size); images of another size are resized bicubically."""
+    out = torch.empty((len(paths), 3, size, size), dtype=torch.uint8)
+    for i, path in enumerate(tqdm(paths, desc=desc, unit="img", disable=not progress, mininterval=1.0)):
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            if image.size != (size, size):
+                image = image.resize((size, size), Image.BICUBIC)
+            out[i] = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
+    return out
+
+
+def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """uint8 or [0,1] float batch -> CLIP-normalised float batch."""
+    x = images.float().div(255.0) if images.dtype == torch.uint8 else images.float()
+    mean_t = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    std_t = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    return (x - mean_t) / std_t
+
+
+def random_resized_crop_flip(
+    images: torch.Tensor,
+    generator: torch.Generator,
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    flip: bool = True,
+) -> torch.Tensor:
+    """Per-sample RandomResizedCrop (+ horizontal flip) of a float batch at its own size, in one grid_sample.
+
+    Crop area is drawn uniformly in ``scale`` of the image, the aspect ratio log-uniformly in
+    ``ratio`` (torchvision's distribution, clamped to fit instead of retried).
+    """
+    n = images.shape[0]
+    u = torch.rand((n, 5), generator=generator)
+    area = scale[0] + (scale[1] - scale[0]) * u[:, 0]
+    log_r = math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * u[:, 1]
+    aspect = torch.exp(log_r)
+    width = torch.sqrt(area * aspect).clamp(max=1.0)
+    height = torch.sqrt(area / aspect).clamp(max=1.0)
+    cx = (1 - width) * (2 * u[:, 2] - 1)
+    cy = (1 - height) * (2 * u[:, 3] - 1)
+    sign = torch.where(u[:, 4] < 0.5, -1.0, 1.0) if flip else torch.ones(n)
+    theta = torch.zeros((n, 2, 3))
+    theta[:, 0, 0] = width * sign
+    theta[:, 0, 2] = cx
+    theta[:, 1, 1] = height
+    theta[:, 1, 2] = cy
+    grid = F.affine_grid(theta.to(images), list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+@functools.lru_cache(maxsize=2)
+def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The order of epoch ``epoch``: drawn once per (n, seed, epoch) and process, then reused by every step.
+
+    At ImageNet size a permutation costs ~10 ms; two cached epochs cover a batch that spans a boundary.
+    Callers only slice it (never write to it).
+    """
+    return torch.randperm(n, generator=step_generator(seed + 7919, epoch))
+
+
+def global_indices(n: int, step: int, batch_size: int, seed: int) -> torch.Tensor:
+    """The global batch of ``step``: consecutive slices of a per-epoch permutation seeded by (seed, epoch)."""
+    chunks, position, remaining = [], step * batch_size, batch_size
+    while remaining:
+        epoch, offset = divmod(position, n)
+        take = epoch_permutation(n, seed, epoch)[offset : offset + remaining]
+        chunks.append(take)
+        position += len(take)
+        remaining -= len(take)
+    return torch.cat(chunks)
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Random-resized-crop (+ flip) of the training recipe; ``seed`` makes it a function of the step."""
+
+    crop_scale: tuple[float, float] = (0.08, 1.0)
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    flip: bool = True
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class LoaderSettings:
+    """DataLoader knobs for streamed images (GPU hosts: several workers, pinned memory)."""
+
+    workers: int = 0
+    pin_memory: bool = False
+    persistent_workers: bool = False
+    prefetch_factor: int | None = None
+
+    def kwargs(self) -> dict:
+        extra = {"num_workers": self.workers, "pin_memory": self.pin_memory}
+        if self.workers > 0:
+            extra.update(persistent_workers=self.persistent_workers, prefetch_factor=self.prefetch_factor)
+        return extra
+
+
+class InMemoryImages:
+    """A uint8 image tensor with labels; batches are sliced and augmented on the whole batch at once."""
+
+    def __init__(
+        self, images: torch.Tensor, labels: torch.Tensor, mean: Sequence[float], std: Sequence[float]
+    ):
+        self.images, self.labels, self.mean, self.std = images, labels, mean, std
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def eval_batches(self, batch_size: int) -> Iterator[torch.Tensor]:
+        for start in range(0, len(self.labels), batch_size):
+            yield normalize(self.images[start : start + batch_size], self.mean, self.std)
+
+    def train_batches(
+        self, start_step: int, batch_size: int, augment: Augment, rank: int = 0, world: int = 1
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """This rank's share of each step's augmented global batch, from ``start_step`` on."""
+        share = batch_size // world
+        part = slice(rank * share, (rank + 1) * share)
+        step = start_step
+        while True:
+            indices = global_indices(len(self.labels), step, batch_size, augment.seed)
+            images = random_resized_crop_flip(
+                normalize(self.images[indices], self.mean, self.std),
+                step_generator(augment.seed + 104729, step),
+                augment.crop_scale,
+                augment.crop_ratio,
+                augment.flip,
+            )
+            yield images[part], self.labels[indices][part]
+            step += 1
+
+    def sample_batches(self, batch_size: int, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Un-augmented random batches (e.g. for TPGM), a function of (seed, step)."""
+        size = min(batch_size, len(self.labels))
+        step = 0
+        while True:
+            picks = torch.randperm(len(self.labels), generator=step_generator(seed, step))[:size]
+            yield normalize(self.images[picks], self.mean, self.std), self.labels[picks]
+            step += 1
+
+
+class _Files(Dataset):
+    """Decodes one manifest file per item in a worker;
+    the transform's randomness is seeded by the item key.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str],
+        labels: Sequence[int],
+        transform,
+        seed: int,
+        border: Sequence[int] | None = None,
+    ):
+        self.paths, self.labels, self.transform, self.seed = list(paths), list(labels), transform, seed
+        self.border = list(border) if border is not None else None
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, key):
+        index, step = key if isinstance(key, tuple) else (key, 0)
+        torch.manual_seed(self.seed * 1_000_003 + step * 10_007 + index)  # the crop of (step, image) is fixed
+        with Image.open(self.paths[index]) as image:
+            image = image.convert("RGB")
+            if self.border and self.border[index]:
+                b = self.border[index]
+                image = image.crop((b, b, image.width - b, image.height - b))
+            return self.transform(image), self.labels[index]
+
+
+class _StepBatches(torch.utils.data.Sampler):
+    """Yields, per step, this rank's (index, step) keys of the global batch."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, start_step: int, rank: int, world: int):
+        self.n, self.batch_size, self.seed, self.start, self.rank, self.world = (
+            n,
+            batch_size,
+            seed,
+            start_step,
+            rank,
+            world,
+        )
+
+    def __iter__(self):
+        share = self.batch_size // self.world
+        step = self.start
+        while True:
+            indices = global_indices(self.n, step, self.batch_size, self.seed)[
+                self.rank * share : (self.rank + 1) * share
+            ]
+            yield [(int(i), step) for i in indices]
+            step += 1
+
+
+class StreamedImages:
+    """Image files decoded and transformed in DataLoader workers
+    (CLIP's train/eval transforms at ``size``).
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str],
+        labels: Sequence[int],
+        size: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        loader: LoaderSettings = LoaderSettings(),
+        border: Sequence[int] | None = None,
+    ):
+        self.paths, self.labels = list(paths), torch.as_tensor(list(labels), dtype=torch.long)
+        self.size, self.mean, self.std, self.loader, self.border = size, mean, std, loader, border
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def _files(self, transform, seed: int = 0) -> _Files:
+        return _Files(self.paths, self.labels.tolist(), transform, seed, self.border)
+
+    def eval_batches(self, batch_size: int) -> Iterator[torch.Tensor]:
+        loader = DataLoader(
+            self._files(eval_transform(self.size, self.mean, self.std)),
+            batch_size=batch_size,
+            shuffle=False,
+            **self.loader.kwargs(),
+        )
+        for images, _ in loader:
+            yield images
+
+    def train_batches(
+        self, start_step: int, batch_size: int, augment: Augment, rank: int = 0, world: int = 1
+    ):
+        sampler = _StepBatches(len(self.paths), batch_size, augment.seed, start_step, rank, world)
+        transform = train_transform(self.size, self.mean, self.std, augment)
+        yield from DataLoader(
+            self._files(transform, augment.seed), batch_sampler=sampler, **self.loader.kwargs()
+        )
+
+    def sample_batches(self, batch_size: int, seed: int):
+        sampler = _StepBatches(len(self.paths), min(batch_size, len(self.paths)), seed, 0, 0, 1)
+        yield from DataLoader(
+            self._files(eval_transform(self.size, self.mean, self.std), seed),
+            batch_sampler=sampler,
+            **self.loader.kwargs(),
+        )
+
+
+def train_transform(size: int, mean: Sequence[float], std: Sequence[float], augment: Augment):
+    """RandomResizedCrop (bicubic) + optional flip, then CLIP normalisation."""
+    from torchvision.transforms import v2
+
+    steps = [
+        v2.RandomResizedCrop(
+            size,
+            scale=augment.crop_scale,
+            ratio=augment.crop_ratio,
+            interpolation=v2.InterpolationMode.BICUBIC,
+            antialias=True,
+        )
+    ]
+    if augment.flip:
+        steps.append(v2.RandomHorizontalFlip())
+    return v2.Compose(
+        [*steps, v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
+    )
+
+
+def eval_transform(size: int, mean: Sequence[float], std: Sequence[float]):
+    """Resize to size * 256/224 (bicubic), centre-crop ``size``, CLIP normalisation."""
+    from torchvision.transforms import v2
+
+    return v2.Compose(
+        [
+            v2.Resize(
+                int(round(size * 256 / 224)), interpolation=v2.InterpolationMode.BICUBIC, antialias=True
+            ),
+            v2.CenterCrop(size),
+            v2.ToImage(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(list(mean), list(std)),
+        ]
+    )
+
+
+def load_split(
+    manifest,
+    split: str,
+    size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    mode: str = "memory",
+    loader: LoaderSettings = LoaderSettings(),
+    progress: bool = True,
+    domains: Sequence[str] | None = None,
+):
+    """One image set per domain of ``split``: decoded in memory (``memory``)
+    or streamed from files (``stream``).
+    """
+    rows = manifest[manifest["split"] == split]
+    if rows.empty:
+        raise ValueError(f"the manifest has no rows in split {split!r}")
+    wanted = list(domains) if domains is not None else list(rows["domain"].unique())
+    out = {}
+    for domain in wanted:
+        part = rows[rows["domain"] == domain]
+        if part.empty:
+            raise ValueError(f"the manifest has no rows for domain {domain!r} in split {split!r}")
+        labels = torch.tensor(part["label"].to_numpy(), dtype=torch.long)
+        if mode == "memory":
+            out[domain] = InMemoryImages(
+                decode_images(
+                    part["path"].tolist(), size, progress=progress, desc=f"decode {split}/{domain}"
+                ),
+                labels,
+                mean,
+                std,
+            )
+        elif mode == "stream":
+            border = part["border"].tolist() if "border" in part.columns else None
+            out[domain] = StreamedImages(
+                part["path"].tolist(), labels.tolist(), size, mean, std, loader, border
+            )
+        else:
+            raise ValueError(f"unknown image loading mode {mode!r}; valid: memory, stream")
+    return out

@@ -1,0 +1,122 @@
+"""Read a DomainNet-layout dataset folder into a manifest table.
+
+The layout is DomainNet's: images under ``<root>/<domain>/<class>/<file>`` and one split file per
+(domain, split) whose lines read ``<domain>/<class>/<file> <label>``. The embedded DigitDomains
+dataset is written in the same layout, so one reader serves both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+
+from lipsum_ft.data.errors import DataInputError
+
+MANIFEST_COLUMNS = ("path", "label", "class_name", "domain", "split", "source")
+
+
+@dataclass(frozen=True)
+class FolderLayout:
+    """Where a DomainNet-layout dataset lives and how its split files and class names are found."""
+
+    root: Path
+    domains: tuple[str, ...]
+    splits: tuple[str, ...]
+    split_file: str = "{domain}_{split}.txt"
+    classnames_from: Literal["file", "folders"] = "file"
+    classnames_file: str = "classnames.txt"
+
+    def split_path(self, domain: str, split: str) -> Path:
+        return self.root / self.split_file.format(domain=domain, split=split)
+
+
+def read_classnames(layout: FolderLayout) -> list[str]:
+    """Class names in label order: from a names file, or the sorted class folders (DomainNet's order)."""
+    if not layout.root.is_dir():
+        raise DataInputError(f"dataset root {layout.root} does not exist or is not a folder")
+    if layout.classnames_from == "file":
+        path = layout.root / layout.classnames_file
+        if not path.is_file():
+            raise DataInputError(f"class-name file {path} is missing (layout.classnames_from: file)")
+        names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    elif layout.classnames_from == "folders":
+        names = sorted(
+            {
+                p.name
+                for domain in layout.domains
+                if (layout.root / domain).is_dir()
+                for p in (layout.root / domain).iterdir()
+                if p.is_dir()
+            }
+        )
+    else:
+        raise DataInputError(
+            f"layout.classnames_from must be 'file' or 'folders', got {layout.classnames_from!r}"
+        )
+    if not names:
+        raise DataInputError(
+            f"no class names found under {layout.root} (layout.classnames_from: {layout.classnames_from})"
+        )
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise DataInputError(f"class names repeat in {layout.root}: {duplicates[:5]}")
+    return names
+
+
+def parse_split_line(line: str, where: str) -> tuple[str, int]:
+    """One split-file line -> (relative path, label); ``where`` ('file:line') goes into the error."""
+    parts = line.rsplit(maxsplit=1)
+    if len(parts) != 2:
+        raise DataInputError(f"{where}: expected '<relative/path> <label>', got {line!r}")
+    relative, label_text = parts
+    try:
+        label = int(label_text)
+    except ValueError:
+        raise DataInputError(f"{where}: label {label_text!r} is not an integer") from None
+    return relative, label
+
+
+def read_split_file(layout: FolderLayout, domain: str, split: str) -> pd.DataFrame:
+    """Rows of one (domain, split); class_name is the image's parent folder, as in DomainNet."""
+    path = layout.split_path(domain, split)
+    if not path.is_file():
+        raise DataInputError(f"split file {path} is missing (domain {domain!r}, split {split!r})")
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        relative, label = parse_split_line(line, where)
+        parts = Path(relative).parts
+        if len(parts) < 2:
+            raise DataInputError(f"{where}: path {relative!r} has no class folder")
+        rows.append((str(layout.root / relative), label, parts[-2], domain, split, where))
+    return pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
+
+
+def read_manifest(layout: FolderLayout) -> pd.DataFrame:
+    """Every (domain, split) of the layout as one table with columns ``MANIFEST_COLUMNS``."""
+    if not layout.root.is_dir():
+        raise DataInputError(f"dataset root {layout.root} does not exist or is not a folder")
+    frames = [read_split_file(layout, d, s) for d in layout.domains for s in layout.splits]
+    manifest = pd.concat(frames, ignore_index=True)
+    return manifest.astype({"label": "int64"})
+
+
+def layout_from_params(params: dict, keys: Sequence[str] = ("root", "domains", "splits")) -> FolderLayout:
+    """Build a ``FolderLayout`` from the ``data.layout`` parameters, naming any missing key."""
+    missing = [k for k in keys if k not in params]
+    if missing:
+        raise DataInputError(f"data.layout is missing key(s) {missing}")
+    return FolderLayout(
+        root=Path(params["root"]),
+        domains=tuple(params["domains"]),
+        splits=tuple(params["splits"]),
+        split_file=params.get("split_file", "{domain}_{split}.txt"),
+        classnames_from=params.get("classnames_from", "file"),
+        classnames_file=params.get("classnames_file", "classnames.txt"),
+    )

@@ -1,0 +1,224 @@
+"""Validate a dataset manifest with a Great Expectations 1.x suite before anything trains on it.
+
+Row-level facts GX cannot see by itself (does the file exist, does it decode, in how many splits
+does a path appear) are computed here as extra columns of a validation frame; the suite then
+states every rule as a GX expectation, and a failure lists each broken rule with a few offending
+values and the split-file lines they came from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from tqdm.auto import tqdm
+
+from lipsum_ft.data.errors import DataInputError
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+
+@dataclass(frozen=True)
+class ValidationRules:
+    """What a usable manifest must satisfy; every number comes from ``params:data.validation``."""
+
+    classnames: tuple[str, ...]
+    domains: tuple[str, ...]
+    splits: tuple[str, ...]
+    partial_domains: tuple[
+        str, ...
+    ] = ()  # domains covering a subset of the classes (ImageNet-R/-A, ObjectNet)
+    required_pairs: tuple[str, ...] | None = (
+        None  # "domain/split" pairs that must have rows; None: every combination
+    )
+    min_rows_per_domain_split: int = 1
+    image_size: int | None = None  # expected (square) decoded size; None checks decoding only
+    decode_sample: int | None = None  # how many files to decode; None decodes all
+    seed: int = 0
+    max_examples: int = 5
+
+
+class ManifestValidationError(DataInputError):
+    """The manifest broke one or more expectations; ``report`` holds the full GX result."""
+
+    def __init__(self, message: str, report: dict[str, Any]):
+        super().__init__(message)
+        self.report = report
+
+
+def decoded_size(path: str) -> tuple[int, int]:
+    """(width, height) of an image file, or (-1, -1) when it is missing or does not decode."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.size
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return (-1, -1)
+
+
+def validation_frame(manifest: pd.DataFrame, rules: ValidationRules, progress: bool = True) -> pd.DataFrame:
+    """The manifest plus the derived columns the suite checks (files are touched here, once)."""
+    frame = manifest.copy()
+    label_of = {name: i for i, name in enumerate(rules.classnames)}
+    frame["expected_label"] = frame["class_name"].map(label_of).fillna(-1).astype("int64")
+    frame["file_exists"] = [os.path.isfile(p) for p in frame["path"]]
+    frame["splits_of_path"] = frame.groupby("path")["split"].transform("nunique")
+    frame["domain_split"] = frame["domain"].astype(str) + "/" + frame["split"].astype(str)
+    frame["rows_in_domain_split"] = frame.groupby("domain_split")["path"].transform("size")
+    sample = frame.index.to_numpy()
+    if rules.decode_sample is not None and rules.decode_sample < len(sample):
+        sample = np.sort(np.random.default_rng(rules.seed).choice(sample, rules.decode_sample, replace=False))
+    sizes = [
+        decoded_size(frame.at[i, "path"])
+        for i in tqdm(sample, desc="decode images", unit="img", disable=not progress)
+    ]
+    frame["decoded_width"] = pd.Series([w for w, _ in sizes], index=sample, dtype="float64")
+    frame["decoded_height"] = pd.Series([h for _, h in sizes], index=sample, dtype="float64")
+    return frame
+
+
+def build_suite(rules: ValidationRules) -> list[Any]:
+    """The manifest's rules as GX expectations, each with a one-line ``meta.rule`` for messages."""
+    import great_expectations as gx
+    from great_expectations.expectations.row_conditions import Column
+
+    E = gx.expectations
+    k = len(rules.classnames)
+    expectations: list[Any] = [
+        E.ExpectColumnValuesToNotBeNull(column=c, meta={"rule": f"column {c} has no missing values"})
+        for c in ("path", "label", "class_name", "domain", "split")
+    ]
+    expectations += [
+        E.ExpectColumnValuesToBeBetween(
+            column="label", min_value=0, max_value=k - 1, meta={"rule": f"labels lie in [0, {k})"}
+        ),
+        E.ExpectColumnValuesToBeInSet(
+            column="class_name",
+            value_set=list(rules.classnames),
+            meta={"rule": "class folders are known class names"},
+        ),
+        E.ExpectColumnPairValuesToBeEqual(
+            column_A="label",
+            column_B="expected_label",
+            meta={"rule": "each label matches its class folder (class_name <-> label one-to-one)"},
+        ),
+        E.ExpectColumnValuesToBeInSet(
+            column="split",
+            value_set=list(rules.splits),
+            meta={"rule": f"splits are among {list(rules.splits)}"},
+        ),
+        E.ExpectColumnValuesToBeInSet(
+            column="domain",
+            value_set=list(rules.domains),
+            meta={"rule": f"domains are among {list(rules.domains)}"},
+        ),
+        E.ExpectColumnValuesToBeUnique(column="path", meta={"rule": "every path is listed once"}),
+        E.ExpectColumnValuesToBeBetween(
+            column="splits_of_path", max_value=1, meta={"rule": "no path is in two splits"}
+        ),
+        E.ExpectColumnValuesToBeInSet(
+            column="file_exists", value_set=[True], meta={"rule": "every listed file exists"}
+        ),
+        E.ExpectColumnDistinctValuesToContainSet(
+            column="domain_split",
+            value_set=list(rules.required_pairs)
+            if rules.required_pairs is not None
+            else [f"{d}/{s}" for d in rules.domains for s in rules.splits],
+            meta={"rule": "every (domain, split) has rows"},
+        ),
+        E.ExpectColumnValuesToBeBetween(
+            column="rows_in_domain_split",
+            min_value=rules.min_rows_per_domain_split,
+            meta={"rule": f"every (domain, split) has at least {rules.min_rows_per_domain_split} rows"},
+        ),
+    ]
+    expectations += [
+        E.ExpectColumnDistinctValuesToEqualSet(
+            column="class_name",
+            value_set=list(rules.classnames),
+            row_condition=Column("domain") == domain,
+            meta={"rule": f"domain {domain!r} has every class"},
+        )
+        for domain in rules.domains
+        if domain not in rules.partial_domains
+    ]
+    low, high = (rules.image_size, rules.image_size) if rules.image_size else (1, None)
+    size_rule = (
+        f"sampled files decode as {rules.image_size}x{rules.image_size} images"
+        if rules.image_size
+        else "sampled files decode as images"
+    )
+    expectations += [
+        E.ExpectColumnValuesToBeBetween(column=c, min_value=low, max_value=high, meta={"rule": size_rule})
+        for c in ("decoded_width", "decoded_height")
+    ]
+    return expectations
+
+
+def run_suite(frame: pd.DataFrame, expectations: Sequence[Any], max_examples: int) -> dict[str, Any]:
+    """Validate ``frame`` in an ephemeral GX context (nothing written to disk) and return the JSON result."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    source = context.data_sources.add_pandas("manifest")
+    batch = (
+        source.add_dataframe_asset("manifest")
+        .add_batch_definition_whole_dataframe("all")
+        .get_batch(batch_parameters={"dataframe": frame})
+    )
+    suite = gx.ExpectationSuite(name="manifest", expectations=list(expectations))
+    result = batch.validate(
+        suite,
+        result_format={
+            "result_format": "SUMMARY",
+            "partial_unexpected_count": max_examples,
+            "unexpected_index_column_names": ["source"],
+        },
+    )
+    return json.loads(json.dumps(result.to_json_dict(), default=str))
+
+
+def describe_failures(report: dict[str, Any], max_examples: int) -> list[str]:
+    """One line per failed expectation: its rule, how many rows, and offending values with their lines."""
+    lines = []
+    for item in report["results"]:
+        if item["success"]:
+            continue
+        config, result = item["expectation_config"], item.get("result", {})
+        rule = config.get("meta", {}).get("rule", config["type"])
+        column = config["kwargs"].get("column") or config["kwargs"].get("column_A")
+        examples = [
+            _example(row, column) for row in result.get("partial_unexpected_index_list", [])[:max_examples]
+        ]
+        if not examples and result.get("partial_missing_list"):
+            examples = [f"missing {v!r}" for v in result["partial_missing_list"][:max_examples]]
+        if not examples and result.get("partial_unexpected_list"):
+            examples = [f"unexpected {v!r}" for v in result["partial_unexpected_list"][:max_examples]]
+        count = result.get("unexpected_count", result.get("missing_count"))
+        head = f"- {rule}" + (f" ({count} offending rows)" if count else "")
+        lines.append(head + (": " + "; ".join(examples) if examples else ""))
+    return lines
+
+
+def _example(row: dict[str, Any], column: str | None) -> str:
+    value = row.get(column, "?") if column else "?"
+    return f"{row.get('source', '?')} -> {column}={value}"
+
+
+def validate_manifest(
+    manifest: pd.DataFrame, rules: ValidationRules, progress: bool = True
+) -> dict[str, Any]:
+    """Run the suite; return the GX report on success, raise ``ManifestValidationError`` listing failures."""
+    report = run_suite(validation_frame(manifest, rules, progress), build_suite(rules), rules.max_examples)
+    if not report["success"]:
+        failures = describe_failures(report, rules.max_examples)
+        raise ManifestValidationError("dataset manifest failed validation:\n" + "\n".join(failures), report)
+    return report

@@ -1,0 +1,1 @@
+"""Evaluation under shift: metrics, scoring of every variant on every domain, tables and plots."""

@@ -1,0 +1,85 @@
+"""Classification metrics under shift: accuracy, NLL, ECE and reliability bins (15 equal-width bins)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    return (logits.argmax(dim=-1) == labels).float().mean().item()
+
+
+def nll(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean negative log-likelihood of the true class."""
+    return F.cross_entropy(logits.float(), labels).item()
+
+
+def reliability_bins(logits: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> dict[str, list[float]]:
+    """Per confidence bin (right-closed, equal width): count, mean confidence, accuracy."""
+    probs = logits.float().softmax(dim=-1)
+    confidence, predicted = probs.max(dim=-1)
+    correct = (predicted == labels).float()
+    index = torch.clamp(torch.ceil(confidence * bins).long() - 1, 0, bins - 1)
+    count = torch.bincount(index, minlength=bins).float()
+    conf_sum = torch.bincount(index, weights=confidence, minlength=bins)
+    acc_sum = torch.bincount(index, weights=correct, minlength=bins)
+    safe = count.clamp(min=1)
+    return {
+        "count": count.tolist(),
+        "confidence": (conf_sum / safe).tolist(),
+        "accuracy": (acc_sum / safe).tolist(),
+    }
+
+
+def expected_calibration_error(logits: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> float:
+    """ECE: sum over bins of (bin share) x |accuracy - confidence|."""
+    table = reliability_bins(logits, labels, bins)
+    total = sum(table["count"])
+    return sum(
+        n / total * abs(a - c)
+        for n, a, c in zip(table["count"], table["accuracy"], table["confidence"], strict=True)
+    )
+
+
+def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> dict[str, float]:
+    return {
+        "acc": accuracy(logits, labels),
+        "nll": nll(logits, labels),
+        "ece": expected_calibration_error(logits, labels, bins),
+        "n": int(labels.numel()),
+    }
+
+
+def energy_gap(
+    features: torch.Tensor, zero_shot_features: torch.Tensor, text_features: torch.Tensor
+) -> float:
+    """The paper's EnergyGap: mean over images and texts of (E_theta - E_0)^2 with E(x, t) = -<G(t), F(x)>."""
+    difference = (zero_shot_features - features) @ text_features.T  # E_theta - E_0
+    return (difference**2).mean().item()
+
+
+def group_logits(
+    logits: torch.Tensor, labels: torch.Tensor, groups: list[list[int]]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Score a domain whose classes are groups of the model's classes.
+
+    Each group's logit is the max over its members (ObjectNet: one ObjectNet class = several ImageNet
+    classes); one-element groups restrict the logits to a subset (ImageNet-R/-A: 200 classes). Labels
+    become the index of the group that contains them.
+    """
+    owner = torch.full((logits.shape[1],), -1, dtype=torch.long)
+    for position, members in enumerate(groups):
+        owner[torch.tensor(members, dtype=torch.long)] = position
+    mapped = owner[labels]
+    if (mapped < 0).any():
+        raise ValueError(f"{int((mapped < 0).sum())} labels fall outside the class groups")
+    grouped = torch.stack([logits[:, members].max(dim=1).values for members in groups], dim=1)
+    return grouped, mapped
+
+
+def restrict_to_classes(
+    logits: torch.Tensor, labels: torch.Tensor, subset: list[int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keep only the logits of ``subset`` (e.g. ImageNet-R's 200 classes) and relabel into it."""
+    return group_logits(logits, labels, [[c] for c in subset])

@@ -1,0 +1,280 @@
+"""Figures of the evaluation, built with matplotlib's object API (no global pyplot state)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from lipsum_ft.evaluation.reporting import reported_variants, variant_summary
+
+METHOD_COLOURS = {
+    "zeroshot": "#444444",
+    "ft": "#d62728",
+    "lipsum": "#1f77b4",
+    "lp": "#8c564b",
+    "lpft": "#e377c2",
+    "l2sp": "#ff7f0e",
+    "kd": "#2ca02c",
+    "carft": "#9467bd",
+    "flyp": "#17becf",
+}
+KIND_MARKERS = {"zeroshot": "*", "finetuned": "o", "wise": "s", "tpgm": "D"}
+
+
+def _colour(method: str) -> str:
+    return METHOD_COLOURS.get(method, "#7f7f7f")
+
+
+def _pooled(reliability: dict[str, Any], variant: str, domains: Sequence[str]) -> dict[str, np.ndarray]:
+    """Reliability bins pooled over ``domains`` (counts add; confidence and accuracy are count-weighted)."""
+    counts = np.sum([reliability[f"{variant}/{d}"]["count"] for d in domains], axis=0)
+    weights = np.maximum(counts, 1)
+    conf = (
+        np.sum(
+            [
+                np.multiply(
+                    reliability[f"{variant}/{d}"]["confidence"], reliability[f"{variant}/{d}"]["count"]
+                )
+                for d in domains
+            ],
+            axis=0,
+        )
+        / weights
+    )
+    acc = (
+        np.sum(
+            [
+                np.multiply(reliability[f"{variant}/{d}"]["accuracy"], reliability[f"{variant}/{d}"]["count"])
+                for d in domains
+            ],
+            axis=0,
+        )
+        / weights
+    )
+    return {"count": counts, "confidence": conf, "accuracy": acc}
+
+
+def reliability_diagrams(
+    results: pd.DataFrame, reliability: dict[str, Any], variants: Sequence[str]
+) -> Figure:
+    """One row per variant; reference domain on the left, all shift domains pooled on the right."""
+    reference = results.loc[results["role"] == "reference", "domain"].iloc[0]
+    shifts = list(dict.fromkeys(results.loc[results["role"] == "shift", "domain"]))
+    fig = Figure(figsize=(8, 3.2 * max(1, len(variants))), layout="constrained")
+    axes = fig.subplots(max(1, len(variants)), 2, squeeze=False)
+    for row, variant in enumerate(variants):
+        for col, (title, domains) in enumerate(
+            [(f"reference ({reference})", [reference]), ("shift domains (pooled)", shifts)]
+        ):
+            ax = axes[row][col]
+            bins = _pooled(reliability, variant, domains)
+            edges = np.linspace(0, 1, len(bins["count"]) + 1)
+            centres = (edges[:-1] + edges[1:]) / 2
+            filled = bins["count"] > 0
+            ax.bar(
+                centres[filled],
+                bins["accuracy"][filled],
+                width=edges[1] - edges[0],
+                color=_colour(variant),
+                alpha=0.75,
+                edgecolor="white",
+                label="accuracy",
+            )
+            ax.plot([0, 1], [0, 1], ls="--", color="black", lw=1, label="perfect calibration")
+            ax.scatter(bins["confidence"][filled], bins["accuracy"][filled], s=8, color="black", zorder=3)
+            part = results[(results["variant"] == variant) & results["domain"].isin(domains)]
+            ax.set_title(
+                f"{variant}: {title}\n"
+                f"acc {100 * part['acc'].mean():.1f}%, ECE {100 * part['ece'].mean():.1f}%",
+                fontsize=9,
+            )
+            ax.set_xlim(0, 1)
+            ax.set_ylim(0, 1)
+            ax.set_xlabel("confidence")
+            ax.set_ylabel("accuracy")
+            if row == 0 and col == 0:
+                ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle("Reliability diagrams (15 equal-width bins)")
+    return fig
+
+
+def wise_curves(results: pd.DataFrame) -> Figure:
+    """Reference vs shift-mean accuracy along WiSE's alpha grid, one curve per fine-tuning method."""
+    summary = variant_summary(results)
+    fig = Figure(figsize=(6.5, 5), layout="constrained")
+    ax = fig.subplots()
+    for method, part in summary[summary["kind"] == "wise"].groupby("method"):
+        part = part.sort_values("alpha")
+        ax.plot(
+            100 * part["ref_acc"],
+            100 * part["shift_acc"],
+            "-o",
+            ms=3,
+            color=_colour(method),
+            label=f"WiSE({method})",
+        )
+        for _, point in part.iloc[[0, len(part) // 2, -1]].iterrows():
+            ax.annotate(
+                f"α={point['alpha']:.1f}",
+                (100 * point["ref_acc"], 100 * point["shift_acc"]),
+                fontsize=7,
+                xytext=(3, -9),
+                textcoords="offset points",
+            )
+    for _, point in summary[summary["kind"].isin(["zeroshot", "tpgm"])].iterrows():
+        ax.scatter(
+            100 * point["ref_acc"],
+            100 * point["shift_acc"],
+            marker=KIND_MARKERS[point["kind"]],
+            s=90,
+            color=_colour(point["method"]),
+            edgecolor="black",
+            zorder=4,
+            label=point["variant"],
+        )
+    ax.set_xlabel("reference-domain accuracy (%)")
+    ax.set_ylabel("shift-domain mean accuracy (%)")
+    ax.set_title("WiSE: interpolating zero-shot (α=0) and fine-tuned (α=1) weights")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def reference_vs_shift(results: pd.DataFrame, alpha: float) -> Figure:
+    """Every reported variant as one point: reference accuracy against shift-mean accuracy."""
+    summary = variant_summary(results)
+    shown = summary[summary["variant"].isin(reported_variants(summary, alpha))]
+    fig = Figure(figsize=(6.5, 5), layout="constrained")
+    ax = fig.subplots()
+    for _, point in shown.iterrows():
+        ax.scatter(
+            100 * point["ref_acc"],
+            100 * point["shift_acc"],
+            marker=KIND_MARKERS[point["kind"]],
+            s=70,
+            color=_colour(point["method"]),
+            edgecolor="black",
+            zorder=3,
+        )
+        ax.annotate(
+            point["variant"],
+            (100 * point["ref_acc"], 100 * point["shift_acc"]),
+            fontsize=7,
+            xytext=(4, 3),
+            textcoords="offset points",
+        )
+    ax.set_xlabel("reference-domain accuracy (%)")
+    ax.set_ylabel("shift-domain mean accuracy (%)")
+    ax.set_title("Accuracy on the fine-tuning domain vs under distribution shift")
+    ax.margins(x=0.12, y=0.08)  # room for the labels of the outermost points
+    handles = [
+        ax.scatter([], [], marker=m, color="white", edgecolor="black", label=k)
+        for k, m in KIND_MARKERS.items()
+    ]
+    ax.legend(handles=handles, fontsize=8, title="marker", loc="best")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def energy_gap_vs_shift(results: pd.DataFrame, alpha: float) -> Figure:
+    """The paper's diagnostic: does a smaller energy gap to the zero-shot model go with
+    better shift accuracy?
+    """
+    summary = variant_summary(results)
+    shown = summary[
+        summary["variant"].isin(reported_variants(summary, alpha)) & (summary["kind"] != "zeroshot")
+    ]
+    fig = Figure(figsize=(6.5, 5), layout="constrained")
+    ax = fig.subplots()
+    for _, point in shown.iterrows():
+        ax.scatter(
+            point["energy_gap"],
+            100 * point["shift_acc"],
+            marker=KIND_MARKERS[point["kind"]],
+            s=70,
+            color=_colour(point["method"]),
+            edgecolor="black",
+            zorder=3,
+        )
+        ax.annotate(
+            point["variant"],
+            (point["energy_gap"], 100 * point["shift_acc"]),
+            fontsize=7,
+            xytext=(4, 3),
+            textcoords="offset points",
+        )
+    if len(shown) > 2:
+        rho = shown["energy_gap"].rank().corr(shown["shift_acc"].rank())
+        ax.set_title(
+            f"Energy gap to the zero-shot model vs shift accuracy\n(Spearman rank correlation ρ = {rho:.2f})"
+        )
+    else:
+        ax.set_title("Energy gap to the zero-shot model vs shift accuracy")
+    ax.margins(x=0.12, y=0.08)
+    ax.set_xlabel("energy gap (shift-domain mean)")
+    ax.set_ylabel("shift-domain mean accuracy (%)")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def study_comparison(runs: pd.DataFrame, summary: pd.DataFrame, reference: str) -> Figure:
+    """A guidance study at a glance: shift and reference accuracy per arm (seeds as dots),
+    and the step cost.
+    """
+    arms = summary["arm"].tolist()
+    x = np.arange(len(arms))
+    fig = Figure(figsize=(4 + 1.3 * len(arms), 4.2), layout="constrained")
+    acc_ax, ref_ax, cost_ax = fig.subplots(1, 3, width_ratios=[2, 2, 1.4])
+    for ax, metric, label in (
+        (acc_ax, "shift_acc", "shift-domain mean accuracy (%)"),
+        (ref_ax, "ref_acc", "reference-domain accuracy (%)"),
+    ):
+        means, stds = 100 * summary[f"{metric}_mean"], 100 * summary[f"{metric}_std"].fillna(0)
+        for i, arm in enumerate(arms):  # points, not bars: the axis does not start at zero
+            colour = _colour(arm) if arm in METHOD_COLOURS else _colour("lipsum")
+            ax.errorbar(
+                i,
+                means.iloc[i],
+                yerr=stds.iloc[i],
+                fmt="D",
+                color=colour,
+                markeredgecolor="black",
+                markersize=8,
+                capsize=5,
+                zorder=3,
+            )
+            seeds = runs.loc[runs["arm"] == arm, metric]
+            ax.scatter(np.full(len(seeds), i + 0.18), 100 * seeds, s=14, color="black", zorder=3)
+        ax.margins(y=0.15)
+        ax.set_xticks(x, arms, rotation=30, ha="right", fontsize=8)
+        ax.set_ylabel(label)
+        ax.grid(axis="y", alpha=0.3)
+    acc_ax.axhline(
+        100 * summary.set_index("arm").loc[reference, "shift_acc_mean"],
+        ls="--",
+        lw=1,
+        color="black",
+        label=reference,
+    )
+    acc_ax.legend(fontsize=7, loc="lower right")
+    acc_ax.set_title("under shift (diamonds: mean ± std; dots: seeds)", fontsize=9)
+    ref_ax.set_title("on the fine-tuning domain", fontsize=9)
+    timed = summary[summary["ms_per_step_mean"].notna()]
+    cost_ax.barh(
+        np.arange(len(timed)),
+        timed["ms_per_step_mean"],
+        xerr=timed["ms_per_step_std"].fillna(0),
+        color="#7f7f7f",
+        capsize=3,
+    )
+    cost_ax.set_yticks(np.arange(len(timed)), timed["arm"], fontsize=8)
+    cost_ax.invert_yaxis()
+    cost_ax.set_xlabel("ms per training step (median)")
+    cost_ax.set_title("step cost", fontsize=9)
+    cost_ax.grid(axis="x", alpha=0.3)
+    fig.suptitle("Lipsum-FT text-guidance strategies on the embedded benchmark")
+    return fig

@@ -1,0 +1,74 @@
+"""Scoring classifiers on every domain: features once per (model, domain), then every metric from them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from lipsum_ft.clip.features import encode_images
+from lipsum_ft.clip.zeroshot import ClipClassifier
+from lipsum_ft.evaluation.metrics import classification_metrics, energy_gap, group_logits, reliability_bins
+
+
+@dataclass
+class DomainScores:
+    """What evaluation keeps of one (model, domain): metrics, and reliability bins for the plots."""
+
+    metrics: dict[str, float]
+    reliability: dict[str, list[float]]
+
+
+@torch.inference_mode()
+def score_variant(
+    classifier: ClipClassifier,
+    data: Mapping[str, Any],
+    zero_shot_features: Mapping[str, torch.Tensor] | None,
+    text_features: torch.Tensor | None,
+    class_groups: Mapping[str, list[list[int]]],
+    batch_size: int,
+    bins: int,
+    progress: bool,
+    name: str,
+    device: str = "cpu",
+) -> tuple[dict[str, DomainScores], dict[str, torch.Tensor]]:
+    """Metrics per domain, and the energy gap to the zero-shot model when ``text_features`` are given.
+
+    Returns the image features too, so the zero-shot model's can serve as the reference of later variants.
+    """
+    classifier.eval().to(device)
+    scores, features_by_domain = {}, {}
+    for domain, images in data.items():
+        features = encode_images(
+            classifier.visual, images, batch_size, progress, desc=f"{name}/{domain}", device=device
+        )
+        features_by_domain[domain] = features
+        labels = images.labels
+        logits = classifier.logits_from_features(features.to(device)).float().cpu()
+        if domain in class_groups:
+            logits, labels = group_logits(logits, labels, class_groups[domain])
+        metrics = classification_metrics(logits, labels, bins)
+        if text_features is not None:
+            reference = zero_shot_features[domain] if zero_shot_features is not None else features
+            metrics["energy_gap"] = energy_gap(features, reference, text_features)
+        scores[domain] = DomainScores(metrics, reliability_bins(logits, labels, bins))
+    classifier.cpu()
+    return scores, features_by_domain
+
+
+def evaluate_domains(
+    classifier: ClipClassifier,
+    data: Mapping[str, Any],
+    batch_size: int = 512,
+    bins: int = 15,
+    progress: bool = True,
+    device: str = "cpu",
+    class_groups: Mapping[str, list[list[int]]] | None = None,
+) -> dict[str, dict[str, float]]:
+    """Accuracy, NLL and ECE of ``classifier`` on each domain's image set (grouped classes where given)."""
+    scores, _ = score_variant(
+        classifier, data, None, None, class_groups or {}, batch_size, bins, progress, "eval", device
+    )
+    return {domain: score.metrics for domain, score in scores.items()}

@@ -1,0 +1,1 @@
+"""Post-hoc robustness on state dicts: WiSE weight interpolation and TPGM projection."""

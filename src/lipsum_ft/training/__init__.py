@@ -1,0 +1,3 @@
+"""Training: one objective per fine-tuning method, text guidance, the Fabric loop, its schedule,
+and pretraining.
+"""

@@ -1,0 +1,208 @@
+"""Text guidance of Lipsum-FT: each strategy's texts, their seeding, and the fixed pool's single encoding."""
+
+from __future__ import annotations
+
+import open_clip
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lipsum_ft.training import objectives
+from lipsum_ft.clip.backbone import new_model
+from lipsum_ft.clip.text import EOT_TOKEN, SOT_TOKEN, clip_tokenizer, encode_tokens, word_vocabulary
+from lipsum_ft.params import ParameterError, validate_parameters
+from lipsum_ft.training.finetuning import make_objective
+from lipsum_ft.training.guidance import (
+    STRATEGIES,
+    ClassFreeCaptions,
+    FixedPool,
+    RandomTokens,
+    RandomWords,
+    build_guidance,
+)
+
+TEMPLATES = ["a photo of the digit {}.", "a doodle of the digit {}.", "itap of a {}."]
+
+
+@pytest.fixture(scope="module")
+def model():
+    clip, spec = new_model("TinyCLIP-ViT-P8-32", seed=0)
+    return clip.eval()
+
+
+def body(row: torch.Tensor) -> list[int]:
+    """The ids between SOT and EOT of one (possibly zero-padded) text."""
+    ids = row.tolist()
+    assert ids[0] == SOT_TOKEN and EOT_TOKEN in ids
+    end = ids.index(EOT_TOKEN)
+    assert all(i == 0 for i in ids[end + 1 :]), "only zero padding may follow EOT"
+    return ids[1:end]
+
+
+def test_random_tokens_follow_the_paper():
+    guidance = RandomTokens(num_texts=80, length=8, seed=5)
+    tokens = guidance.tokens(step=0)
+    assert tokens.shape == (80, 10)
+    assert (tokens[:, 0] == SOT_TOKEN).all() and (tokens[:, -1] == EOT_TOKEN).all()
+    inner = tokens[:, 1:-1]
+    assert inner.min() >= 0 and inner.max() < SOT_TOKEN
+    assert len(inner.unique()) > 600  # uniform over ~49k ids: 640 draws are nearly all distinct
+    assert not torch.equal(tokens, guidance.tokens(step=1))  # fresh each step
+    assert torch.equal(
+        tokens, RandomTokens(80, 8, seed=5).tokens(step=0)
+    )  # same on every rank / after resume
+    assert (
+        build_guidance("random_tokens", num_texts=80, length=8, seed=5) == guidance
+    )  # the default strategy is this recipe
+
+
+def test_random_words_are_whole_words_that_tokenize_back_to_themselves():
+    guidance = RandomWords(num_texts=40, length=6, seed=2)
+    tokens = guidance.tokens(step=7)
+    assert tokens.shape == (40, 8)
+    assert (tokens[:, 0] == SOT_TOKEN).all() and (tokens[:, -1] == EOT_TOKEN).all()
+    words = set(word_vocabulary()[0])
+    tokenizer = clip_tokenizer()
+    for row in tokens:
+        ids = body(row)
+        assert set(ids) <= words
+        text = tokenizer.decode(ids)
+        assert all(w.isalpha() for w in text.split()) and len(text.split()) == 6
+        assert tokenizer.encode(text) == ids  # real words: the text round-trips through the tokenizer
+    assert torch.equal(tokens, RandomWords(40, 6, seed=2).tokens(7))
+    assert not torch.equal(tokens, guidance.tokens(8))
+
+
+def test_class_free_captions_are_the_templates_with_random_words_in_the_slot():
+    guidance = ClassFreeCaptions.from_templates(TEMPLATES, num_texts=60, seed=3, slot_words=(1, 3))
+    tokens = guidance.tokens(step=4)
+    assert tokens.shape[0] == 60 and tokens.max() <= EOT_TOKEN and tokens.min() >= 0
+    tokenizer = open_clip.get_tokenizer("TinyCLIP-ViT-P8-32")
+    prefixes = [t.split("{}")[0] for t in TEMPLATES]
+    used, slot_counts = set(), set()
+    for row in tokens:
+        text = clip_tokenizer().decode(body(row)).strip()
+        template = next(
+            t for t, prefix in zip(TEMPLATES, prefixes, strict=True) if text.startswith(prefix.strip())
+        )
+        used.add(template)
+        slot = text[len(template.split("{}")[0]) :].rstrip(" .").split()
+        slot_counts.add(len(slot))
+        assert all(w.isalpha() for w in slot)
+        # the ids equal what open_clip's tokenizer gives for the filled-in caption
+        assert body(row) == body(tokenizer([template.format(" ".join(slot))])[0])
+    assert used == set(TEMPLATES) and slot_counts == {1, 2, 3}
+    lengths = (tokens != 0).sum(1)
+    assert (
+        lengths.max() == tokens.shape[1] and lengths.min() < lengths.max()
+    )  # padded to the longest caption only
+    assert torch.equal(tokens, ClassFreeCaptions.from_templates(TEMPLATES, 60, 3, (1, 3)).tokens(4))
+    assert not torch.equal(tokens[:, :5], guidance.tokens(5)[:, :5])
+
+
+def test_padded_captions_encode_like_open_clips_full_context(model):
+    tokens = ClassFreeCaptions.from_templates(TEMPLATES, num_texts=9, seed=1).tokens(0)
+    padded = torch.cat(
+        [tokens, torch.zeros(9, model.context_length - tokens.shape[1], dtype=torch.long)], dim=1
+    )
+    with torch.no_grad():
+        torch.testing.assert_close(
+            encode_tokens(model, tokens), model.encode_text(padded), rtol=1e-5, atol=1e-5
+        )
+
+
+def test_unpadded_text_encoding_equals_open_clips_padded_one(model):
+    tokens = RandomTokens(7, 8, seed=1).tokens(0)
+    padded = torch.cat([tokens, torch.zeros(7, model.context_length - 10, dtype=torch.long)], dim=1)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            encode_tokens(model, tokens), model.encode_text(padded), rtol=1e-5, atol=1e-5
+        )
+
+
+def test_fixed_pool_draws_its_texts_once():
+    pool = build_guidance("fixed_pool", num_texts=80, length=8, seed=4, pool_size=80)
+    assert isinstance(pool, FixedPool) and torch.equal(pool.pool, RandomTokens(80, 8, seed=4).tokens(0))
+    assert torch.equal(pool.tokens(0), pool.tokens(123))  # M >= N: the whole pool every step
+    sub = build_guidance(
+        "fixed_pool", num_texts=16, length=8, seed=4, pool_size=64, pool_source="random_words"
+    )
+    rows = {tuple(r) for r in sub.pool.tolist()}
+    a, b = sub.tokens(1), sub.tokens(2)
+    assert (
+        a.shape == (16, 10)
+        and {tuple(r) for r in a.tolist()} <= rows
+        and {tuple(r) for r in b.tolist()} <= rows
+    )
+    assert not torch.equal(a, b)  # M < N: a fresh subset of the same pool each step
+
+
+@pytest.mark.parametrize(
+    ("strategy", "encodes"), [("fixed_pool", 1), ("random_tokens", 5), ("class_free_captions", 5)]
+)
+def test_only_the_fixed_pool_skips_the_text_tower_after_the_first_step(model, monkeypatch, strategy, encodes):
+    calls = []
+
+    def counting(clip, tokens):
+        calls.append(tokens.shape)
+        return encode_tokens(clip, tokens)
+
+    monkeypatch.setattr(objectives, "encode_tokens", counting)
+    guidance = build_guidance(strategy, num_texts=12, length=8, seed=0, templates=TEMPLATES, pool_size=12)
+    head = F.normalize(torch.randn(128, 4, generator=torch.Generator().manual_seed(1)), dim=0)
+    lipsum = make_objective(
+        "lipsum",
+        model,
+        head,
+        14.0,
+        model_name="TinyCLIP-ViT-P8-32",
+        context_length=77,
+        classnames=["a", "b", "c", "d"],
+        coefficients={"lipsum": 1.0},
+        guidance=guidance,
+    )
+    images = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for p in lipsum.classifier.visual.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    values = [lipsum.regulariser(images, lipsum.classifier.features(images), step) for step in range(5)]
+    assert len(calls) == encodes
+    assert all(v > 0 for v in values)
+    if strategy == "fixed_pool":  # the cached features are the pool's own
+        with torch.no_grad():
+            expected = F.normalize(encode_tokens(model, guidance.pool), dim=-1)
+        torch.testing.assert_close(lipsum.text_features(3), expected)
+
+
+def test_bad_guidance_settings_name_the_fault():
+    with pytest.raises(ValueError, match="unknown guidance strategy 'captions'"):
+        build_guidance("captions")
+    with pytest.raises(ValueError, match="at least one prompt template"):
+        build_guidance("class_free_captions")
+    with pytest.raises(ValueError, match="pool_source must be another strategy"):
+        build_guidance("fixed_pool", pool_source="fixed_pool")
+    assert set(STRATEGIES) == {"random_tokens", "random_words", "class_free_captions", "fixed_pool"}
+
+
+@pytest.mark.parametrize(
+    ("lipsum", "message"),
+    [
+        ({"guidance": "lorem"}, "finetune.lipsum.guidance"),
+        ({"guidance": "class_free_captions"}, "needs finetune.lipsum.templates"),
+        ({"guidance": "fixed_pool", "pool_source": "class_free_captions"}, "needs finetune.lipsum.templates"),
+        ({"slot_words": [3, 1]}, "low <= high"),
+    ],
+)
+def test_guidance_parameters_are_checked_before_a_run(lipsum, message):
+    finetune = {
+        "methods": ["lipsum"],
+        "reference_domain": "photo",
+        "steps": 1,
+        "batch_size": 1,
+        "lr": 1e-4,
+        "carft": {"templates": TEMPLATES},
+        "flyp": {"templates": TEMPLATES},
+        "lipsum": lipsum,
+    }
+    with pytest.raises(ParameterError, match=message):
+        validate_parameters({"finetune": finetune})

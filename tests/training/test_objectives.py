@@ -1,0 +1,147 @@
+"""Every fine-tuning objective: the Lipsum-FT regulariser and each baseline's limits."""
+
+from __future__ import annotations
+
+import open_clip
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lipsum_ft.clip.backbone import new_model
+from lipsum_ft.training.finetuning import make_objective
+from lipsum_ft.training.objectives import METHODS, lipsum_regulariser
+
+CLASSNAMES = ["zero", "one", "two", "three"]
+TEMPLATES = ["a photo of the digit {}.", "a sketch of the digit {}."]
+
+
+@pytest.fixture(scope="module")
+def zero_shot():
+    model, spec = new_model("TinyCLIP-ViT-P8-32", seed=0)
+    head = F.normalize(torch.randn(128, len(CLASSNAMES), generator=torch.Generator().manual_seed(1)), dim=0)
+    return model.eval(), spec, head
+
+
+def objective(zero_shot, method: str, coefficient: float = 1.0, **kwargs):
+    model, spec, head = zero_shot
+    return make_objective(
+        method,
+        model,
+        head,
+        14.0,
+        model_name=spec.name,
+        context_length=spec.context_length,
+        classnames=CLASSNAMES,
+        coefficients={method: coefficient},
+        carft_templates=TEMPLATES,
+        flyp_templates=TEMPLATES,
+        **kwargs,
+    )
+
+
+def batch(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(6, 3, 32, 32, generator=g), torch.randint(0, len(CLASSNAMES), (6,), generator=g)
+
+
+def test_lipsum_regulariser_matches_an_independent_computation():
+    g = torch.Generator().manual_seed(0)
+    v_theta, v_zero = torch.randn(5, 80, generator=g), torch.randn(5, 80, generator=g)
+    expected = sum(((v_theta[i] - v_zero[i]) ** 2).sum() / (2 * 80) for i in range(5)) / 5
+    torch.testing.assert_close(lipsum_regulariser(v_theta, v_zero), expected)
+
+
+def test_lipsum_objective_computes_r_from_scaled_scores_of_both_towers(zero_shot):
+    lipsum = objective(zero_shot, "lipsum")
+    with torch.no_grad():
+        for p in lipsum.classifier.visual.parameters():  # move theta away from theta_0
+            p.add_(0.01 * torch.randn_like(p))
+    images, labels = batch()
+    features = lipsum.classifier.features(images)
+    reg = lipsum.regulariser(images, features, step=3)
+    texts = F.normalize(
+        zero_shot[0].encode_text(
+            torch.cat([lipsum.guidance.tokens(3), torch.zeros(80, 6, dtype=torch.long)], 1)
+        ),
+        dim=-1,
+    )
+    v_theta = 14.0 * features @ texts.T
+    v_zero = 14.0 * F.normalize(zero_shot[0].visual(images), dim=-1) @ texts.T
+    expected = ((v_theta - v_zero) ** 2).sum(1).mean() / 160
+    torch.testing.assert_close(reg, expected, rtol=1e-4, atol=1e-6)
+    assert reg > 0
+
+
+def test_r_is_exactly_zero_at_step_zero(zero_shot):
+    images, labels = batch()
+    loss, terms = objective(zero_shot, "lipsum")(images, labels, step=0)
+    assert terms["reg"].item() == 0.0
+    assert loss.item() == terms["ce"].item()
+
+
+@pytest.mark.parametrize("method", ["l2sp", "kd", "carft", "lipsum"])
+def test_regularised_losses_reduce_to_cross_entropy_at_zero_coefficient(zero_shot, method):
+    images, labels = batch(1)
+    plain = objective(zero_shot, "ft")
+    regularised = objective(zero_shot, method, coefficient=0.0)
+    with torch.no_grad():
+        for a, b in zip(
+            plain.classifier.visual.parameters(), regularised.classifier.visual.parameters(), strict=True
+        ):
+            noise = 0.01 * torch.randn_like(a)
+            a.add_(noise)
+            b.add_(noise)
+    loss, terms = regularised(images, labels, step=2)
+    expected, _ = plain(images, labels, step=2)
+    torch.testing.assert_close(loss, expected)
+    with torch.no_grad():  # the term itself is live: only its weight is zero
+        assert regularised.regulariser(images, regularised.classifier.features(images), 2) > 0
+
+
+def test_linear_probe_leaves_the_image_tower_bit_identical(zero_shot):
+    lp = objective(zero_shot, "lp")
+    before = {k: v.clone() for k, v in lp.classifier.visual.state_dict().items()}
+    head_before = lp.classifier.head.detach().clone()
+    optimizer = torch.optim.AdamW([p for p in lp.parameters() if p.requires_grad], lr=1e-2, weight_decay=0.1)
+    lp.train()
+    for step in range(3):
+        images, labels = batch(step)
+        loss, _ = lp(images, labels, step)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    after = lp.classifier.visual.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not torch.equal(head_before, lp.classifier.head)
+
+
+def test_lpft_trains_the_head_alone_first(zero_shot):
+    lpft = objective(zero_shot, "lpft", lp_steps=2)
+    images, labels = batch()
+    loss, _ = lpft(images, labels, step=1)
+    loss.backward()
+    assert all(p.grad is None for p in lpft.classifier.visual.parameters())
+    loss, _ = lpft(images, labels, step=2)
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in lpft.classifier.visual.parameters())
+
+
+def test_flyp_trains_both_towers_and_its_head_is_the_class_prompts(zero_shot):
+    flyp = objective(zero_shot, "flyp")
+    images, labels = batch()
+    loss, terms = flyp(images, labels, step=0)
+    loss.backward()
+    assert flyp.student.token_embedding.weight.grad is not None
+    assert flyp.classifier.visual is flyp.student.visual
+    model, head = flyp.export()
+    tokenizer = open_clip.get_tokenizer("TinyCLIP-ViT-P8-32")
+    reference = open_clip.build_zero_shot_classifier(model, tokenizer, CLASSNAMES, TEMPLATES)
+    torch.testing.assert_close(head, reference, rtol=1e-5, atol=1e-5)
+
+
+def test_every_method_exports_a_clip_with_the_fine_tuned_image_tower(zero_shot):
+    assert sorted(METHODS) == sorted(["ft", "lp", "lpft", "l2sp", "kd", "carft", "flyp", "lipsum"])
+    for method in METHODS:
+        model, head = objective(zero_shot, method).export()
+        assert head.shape == (128, len(CLASSNAMES))
+        assert hasattr(model, "encode_text") and hasattr(model, "visual")

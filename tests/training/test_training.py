@@ -1,0 +1,157 @@
+"""The Fabric loop: resume equals an uninterrupted run, non-finite losses stop cleanly,
+two ranks equal one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lipsum_ft.clip.backbone import new_model
+from lipsum_ft.data.images import InMemoryImages
+from lipsum_ft.training.finetuning import make_objective
+from lipsum_ft.training.guidance import RandomTokens, build_guidance
+from lipsum_ft.training.loop import NonFiniteLossError, TrainConfig, fit
+
+CLASSNAMES = ["a", "b", "c", "d"]
+
+
+@pytest.fixture(scope="module")
+def setup():
+    model, spec = new_model("TinyCLIP-ViT-P8-32", seed=0)
+    head = F.normalize(torch.randn(128, 4, generator=torch.Generator().manual_seed(1)), dim=0)
+    g = torch.Generator().manual_seed(2)
+    mean, std = spec.preprocess_cfg["mean"], spec.preprocess_cfg["std"]
+    train = InMemoryImages(
+        torch.randint(0, 256, (24, 3, 32, 32), generator=g, dtype=torch.uint8),
+        torch.arange(24) % 4,
+        mean,
+        std,
+    )
+    val = InMemoryImages(
+        torch.randint(0, 256, (8, 3, 32, 32), generator=g, dtype=torch.uint8), torch.arange(8) % 4, mean, std
+    )
+    return model.eval(), spec, head, train, val
+
+
+def make(setup, method="lipsum", guidance=None):
+    model, spec, head, _, _ = setup
+    return make_objective(
+        method,
+        model,
+        head,
+        14.0,
+        model_name=spec.name,
+        context_length=spec.context_length,
+        classnames=CLASSNAMES,
+        coefficients={"lipsum": 1.0},
+        guidance=guidance or RandomTokens(16, seed=0),
+        seed=0,
+    )
+
+
+def config(**overrides) -> TrainConfig:
+    base = TrainConfig(
+        steps=6,
+        batch_size=8,
+        lr=1e-3,
+        weight_decay=0.1,
+        warmup_fraction=0.2,
+        eval_every=3,
+        progress=False,
+        flip=True,
+    )
+    return replace(base, **overrides)
+
+
+def assert_states_equal(a, b, **tolerance):
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], **tolerance)
+
+
+def test_training_changes_weights_and_keeps_the_best_on_val(setup):
+    result = fit(make(setup), setup[3], setup[4], config())
+    assert [row["step"] for row in result.log] == [1, 2, 3, 4, 5, 6]
+    assert {"loss", "ce", "reg", "lr", "images_per_s"} <= result.log[0].keys()
+    assert "val_acc" in result.log[2] and "val_acc" in result.log[5]
+    assert result.best_step in (3, 6)
+    assert result.best_val_acc == max(result.log[2]["val_acc"], result.log[5]["val_acc"])
+
+
+def test_resume_equals_the_uninterrupted_run(setup, tmp_path, monkeypatch):
+    straight = fit(make(setup), setup[3], setup[4], config())
+    checkpoint = tmp_path / "ckpt.pt"
+    interrupted = make(setup)
+    original_forward = type(interrupted).forward
+
+    def crash_at_step_5(self, images, labels, step):
+        if step == 4:
+            raise KeyboardInterrupt("simulated interruption")
+        return original_forward(self, images, labels, step)
+
+    monkeypatch.setattr(type(interrupted), "forward", crash_at_step_5)
+    with pytest.raises(KeyboardInterrupt):
+        fit(interrupted, setup[3], setup[4], config(checkpoint_every=2, checkpoint_path=str(checkpoint)))
+    assert torch.load(checkpoint, weights_only=False)["step"] == 4
+    monkeypatch.setattr(type(interrupted), "forward", original_forward)
+    resumed = fit(
+        make(setup),
+        setup[3],
+        setup[4],
+        config(checkpoint_every=2, checkpoint_path=str(checkpoint), resume=True),
+    )
+    assert [r["step"] for r in resumed.log] == [1, 2, 3, 4, 5, 6]
+    assert_states_equal(straight.best_state, resumed.best_state, rtol=0, atol=0)
+    assert [r["loss"] for r in straight.log] == [r["loss"] for r in resumed.log]
+
+
+def test_non_finite_loss_names_step_and_terms_and_keeps_the_last_checkpoint(setup, tmp_path, monkeypatch):
+    objective = make(setup)
+    original_forward = type(objective).forward
+
+    def nan_at_step_4(self, images, labels, step):
+        loss, terms = original_forward(self, images, labels, step)
+        if step == 3:
+            terms = {**terms, "reg": torch.tensor(float("nan"))}
+            loss = loss + terms["reg"]
+        return loss, terms
+
+    monkeypatch.setattr(type(objective), "forward", nan_at_step_4)
+    checkpoint = tmp_path / "ckpt.pt"
+    with pytest.raises(NonFiniteLossError, match=r"step 4: loss=nan \(ce=[\d.]+, reg=nan\)"):
+        fit(objective, setup[3], setup[4], config(checkpoint_every=1, checkpoint_path=str(checkpoint)))
+    saved = torch.load(checkpoint, weights_only=False)
+    assert saved["step"] == 3 and all(torch.isfinite(v).all() for v in saved["trainable"].values())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("guidance", ["random_tokens", "fixed_pool"])
+def test_two_processes_equal_one_with_the_same_global_batch(setup, guidance):
+    # Adam turns a gradient of ~1e-9 into a full-size step of either sign, so float noise from the
+    # all-reduce order would dominate parameters with vanishing gradients; a larger eps keeps every
+    # update proportional to its gradient and lets the comparison be tight.
+    settings = dict(steps=3, eval_every=3, eps=1e-3, lr=1e-2)
+    # fixed_pool of captions: the pool's texts and cached features must agree across spawned ranks
+    texts = build_guidance(
+        guidance,
+        num_texts=16,
+        pool_size=24,
+        pool_source="class_free_captions",
+        templates=["a photo of the digit {}."],
+    )
+    one = fit(make(setup, guidance=texts), setup[3], setup[4], config(**settings))
+    two = fit(make(setup, guidance=texts), setup[3], setup[4], config(**settings, devices=2))
+    moved = sum(
+        (one.best_state[k] - setup[0].visual.state_dict()[k.removeprefix("visual.")]).abs().sum()
+        for k in one.best_state
+        if k.startswith("visual.")
+    )
+    assert moved > 1e-3  # training did change the weights
+    assert_states_equal(one.best_state, two.best_state, rtol=1e-5, atol=1e-6)
+    assert [r["loss"] for r in one.log] == pytest.approx(
+        [r["loss"] for r in two.log], rel=1e-5
+    )  # global-batch loss
