@@ -7,10 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lipsum_ft.training import objectives
 from lipsum_ft.clip.backbone import new_model
 from lipsum_ft.clip.text import EOT_TOKEN, SOT_TOKEN, clip_tokenizer, encode_tokens, word_vocabulary
 from lipsum_ft.params import ParameterError, validate_parameters
+from lipsum_ft.training import objectives
 from lipsum_ft.training.finetuning import make_objective
 from lipsum_ft.training.guidance import (
     STRATEGIES,
