@@ -20,8 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def digit_tree(tmp_path: Path):
     """A small real DigitDomains tree (two domains, 40 digits) in the DomainNet layout, and its layout."""
-    from lipsum_ft.data.digit_domains import DigitDomainsConfig, write_digit_domains
     from lipsum_ft.data.layout import FolderLayout
+    from lipsum_ft.digit_domains import DigitDomainsConfig, write_digit_domains
 
     root = tmp_path / "digits"
     write_digit_domains(

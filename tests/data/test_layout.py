@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from lipsum_ft.data.digit_domains import CLASS_NAMES
 from lipsum_ft.data.errors import DataInputError
 from lipsum_ft.data.layout import MANIFEST_COLUMNS, read_classnames, read_manifest
+from lipsum_ft.digit_domains import CLASS_NAMES
 
 
 def test_manifest_lists_every_split_file_line(digit_tree):

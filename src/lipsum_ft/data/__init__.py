@@ -1,3 +1,1 @@
-"""Datasets as files: the DigitDomains renderer, DomainNet/ImageNet layouts, splits, GX validation,
-image loading.
-"""
+"""Datasets as files: DomainNet / ImageNet-family layouts, split carving, GX validation, image loading."""

@@ -10,11 +10,11 @@ from typing import Any
 
 import pandas as pd
 
-from lipsum_ft.data.digit_domains import DigitDomainsConfig, write_digit_domains
 from lipsum_ft.data.imagenet import OBJECTNET_BORDER, ImageNetFamily, read_imagenet_family
 from lipsum_ft.data.layout import layout_from_params, read_classnames, read_manifest
 from lipsum_ft.data.splits import carve_validation
 from lipsum_ft.data.validation import ValidationRules, validate_manifest
+from lipsum_ft.digit_domains import DigitDomainsConfig, write_digit_domains
 from lipsum_ft.params import DataParams, parse
 
 

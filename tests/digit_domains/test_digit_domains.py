@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lipsum_ft.data.digit_domains import (
+from lipsum_ft.digit_domains import (
     CLASS_NAMES,
     DOMAINS,
     DigitDomainsConfig,
@@ -20,9 +20,9 @@ from lipsum_ft.data.digit_domains import (
     render_image,
     write_digit_domains,
 )
-from lipsum_ft.data.digit_domains import tree as tree_writer  # `tree` is the shared-tree fixture below
-from lipsum_ft.data.digit_domains.render import image_rng
-from lipsum_ft.data.digit_domains.splits import source_digits
+from lipsum_ft.digit_domains import tree as tree_writer  # `tree` is the shared-tree fixture below
+from lipsum_ft.digit_domains.render import image_rng
+from lipsum_ft.digit_domains.splits import source_digits
 
 FRACTIONS = {"pretrain": 0.5, "train": 0.2, "val": 0.1, "test": 0.2}
 MAX_DIGITS = 60

@@ -21,10 +21,10 @@ module per style (``photo``, ``sketch``, ``clipart``, ``painting``, ``infograph`
 ``quickdraw``), ``render`` (one image) and ``tree`` (the on-disk tree and previews).
 """
 
-from lipsum_ft.data.digit_domains.config import CLASS_NAMES, DOMAINS, DigitDomainsConfig
-from lipsum_ft.data.digit_domains.render import render_image
-from lipsum_ft.data.digit_domains.splits import assign_splits
-from lipsum_ft.data.digit_domains.tree import preview_grid, write_digit_domains
+from lipsum_ft.digit_domains.config import CLASS_NAMES, DOMAINS, DigitDomainsConfig
+from lipsum_ft.digit_domains.render import render_image
+from lipsum_ft.digit_domains.splits import assign_splits
+from lipsum_ft.digit_domains.tree import preview_grid, write_digit_domains
 
 __all__ = [
     "CLASS_NAMES",

@@ -6,14 +6,14 @@ from collections.abc import Callable
 
 import numpy as np
 
-from lipsum_ft.data.digit_domains.canvas import jittered_glyph
-from lipsum_ft.data.digit_domains.clipart import render as render_clipart
-from lipsum_ft.data.digit_domains.config import DOMAINS, IMAGE_STREAM
-from lipsum_ft.data.digit_domains.infograph import render as render_infograph
-from lipsum_ft.data.digit_domains.painting import render as render_painting
-from lipsum_ft.data.digit_domains.photo import render as render_photo
-from lipsum_ft.data.digit_domains.quickdraw import render as render_quickdraw
-from lipsum_ft.data.digit_domains.sketch import render as render_sketch
+from lipsum_ft.digit_domains.canvas import jittered_glyph
+from lipsum_ft.digit_domains.clipart import render as render_clipart
+from lipsum_ft.digit_domains.config import DOMAINS, IMAGE_STREAM
+from lipsum_ft.digit_domains.infograph import render as render_infograph
+from lipsum_ft.digit_domains.painting import render as render_painting
+from lipsum_ft.digit_domains.photo import render as render_photo
+from lipsum_ft.digit_domains.quickdraw import render as render_quickdraw
+from lipsum_ft.digit_domains.sketch import render as render_sketch
 
 Renderer = Callable[[np.ndarray, np.random.Generator, int], np.ndarray]
 """A domain style: (ink map, rng, size) -> float RGB image in [0, 1]."""

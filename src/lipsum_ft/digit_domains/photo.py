@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from lipsum_ft.data.digit_domains.canvas import (
+from lipsum_ft.digit_domains.canvas import (
     GLYPH_ALPHA_GAIN,
     blend,
     grid,

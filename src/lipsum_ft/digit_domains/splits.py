@@ -8,7 +8,7 @@ from functools import lru_cache
 import numpy as np
 from sklearn.datasets import load_digits
 
-from lipsum_ft.data.digit_domains.config import SELECTION_STREAM, validate_split_fractions
+from lipsum_ft.digit_domains.config import SELECTION_STREAM, validate_split_fractions
 
 
 @lru_cache(maxsize=1)

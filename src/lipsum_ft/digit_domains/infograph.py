@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy import ndimage
 
-from lipsum_ft.data.digit_domains.canvas import GLYPH_ALPHA_GAIN, blend, grid, hsv, scaled
+from lipsum_ft.digit_domains.canvas import GLYPH_ALPHA_GAIN, blend, grid, hsv, scaled
 
 INFOGRAPH_ITEMS = (5, 9)  # clutter items per image (inclusive low, exclusive high)
 INFOGRAPH_HALO_PX = 1  # background ring kept clear around the digit so it stays legible

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from lipsum_ft.data.digit_domains.config import (
+from lipsum_ft.digit_domains.config import (
     CLASS_NAMES,
     CLASSNAMES_FILE,
     DOMAINS,
@@ -22,8 +22,8 @@ from lipsum_ft.data.digit_domains.config import (
     STAMP_FILE,
     DigitDomainsConfig,
 )
-from lipsum_ft.data.digit_domains.render import image_rng, render_image
-from lipsum_ft.data.digit_domains.splits import assign_splits, select_digits, source_digits
+from lipsum_ft.digit_domains.render import image_rng, render_image
+from lipsum_ft.digit_domains.splits import assign_splits, select_digits, source_digits
 
 
 def _image_relpath(domain: str, label: int, digit_index: int) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from lipsum_ft.data.digit_domains.canvas import blend, grid, scaled
+from lipsum_ft.digit_domains.canvas import blend, grid, scaled
 
 SKETCH_PAPER_RANGE = (0.88, 0.95)  # off-white paper brightness (never pure white)
 SKETCH_PAPER_NOISE = 0.015

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from lipsum_ft.data.digit_domains.canvas import hsv, scaled
+from lipsum_ft.digit_domains.canvas import hsv, scaled
 
 CLIPART_THRESHOLD = 0.42  # ink level that becomes the flat-filled digit
 CLIPART_OUTLINE = (0.05, 0.05, 0.08)  # near-black outline colour
