@@ -54,9 +54,15 @@ def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, bins: int
 def energy_gap(
     features: torch.Tensor, zero_shot_features: torch.Tensor, text_features: torch.Tensor
 ) -> float:
-    """The paper's EnergyGap: mean over images and texts of (E_theta - E_0)^2 with E(x, t) = -<G(t), F(x)>."""
-    difference = (zero_shot_features - features) @ text_features.T  # E_theta - E_0
-    return (difference**2).mean().item()
+    """The paper's EnergyGap: mean over images and texts of (E_theta - E_0)^2 with E(x, t) = -<G(t), F(x)>.
+
+    In float32 whatever the inputs' dtype or an enclosing autocast: bf16 would round the small gaps.
+    """
+    with torch.autocast(features.device.type, enabled=False):
+        difference = (
+            zero_shot_features.float() - features.float()
+        ) @ text_features.float().T  # E_theta - E_0
+        return (difference**2).mean().item()
 
 
 def group_logits(

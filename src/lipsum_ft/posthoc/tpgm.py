@@ -1,7 +1,8 @@
-"""TPGM: learn one projection radius per tensor around the zero-shot weights, on validation data.
+"""TPGM: learn one scalar projection radius per tensor around the zero-shot weights, on validation data.
 
-See REFERENCE.md, section "TPGM (post-hoc)". Tensors that are not floating point, and the logit
-scale, are copied from the fine-tuned state.
+See REFERENCE.md, section "TPGM (post-hoc)", and PotatoTian/TPGM ``ImageNet_ViT_Exp/utils/tpgm.py``.
+Tensors that are not floating point, the logit scale, and tensors fine-tuning left unchanged are
+copied from the fine-tuned state.
 """
 
 from __future__ import annotations
@@ -33,7 +34,12 @@ def _broadcast(ratio: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class TPGMProjection:
-    """Learnable radii gamma (one per tensor, or per row for ``mars``) around theta_0."""
+    """One learnable scalar radius gamma per tensor around theta_0, as in TPGM's official code.
+
+    Each radius starts at half of its tensor's own smallest norm (so with ``l2`` every tensor starts at
+    ratio 0.5) and is clipped to [1e-8, its tensor's own largest norm]; with ``mars`` the one scalar
+    bounds the L1 norm of every output row. Gradients reach gamma only through the ratio.
+    """
 
     zero_shot: State
     finetuned: State
@@ -43,26 +49,42 @@ class TPGMProjection:
     def __post_init__(self) -> None:
         self.deltas = {n: (self.finetuned[n] - self.zero_shot[n]).detach() for n in self.names}
         self.norms = {n: tensor_norm(d, self.norm) for n, d in self.deltas.items()}
-        self.max_norm = max(v.max() for v in self.norms.values()).item()
-        start = min(v.min() for v in self.norms.values()).item() / 2
-        self.radii = {n: torch.full_like(v, start).requires_grad_(True) for n, v in self.norms.items()}
+        self.ceilings = {n: v.max() for n, v in self.norms.items()}
+        self.radii = {n: (v.min() / 2).clone().requires_grad_(True) for n, v in self.norms.items()}
 
     def clip_radii(self) -> None:
-        """Keep every radius in [1e-8, max ||d||] (no gradient through the clipping)."""
+        """Keep each radius in [1e-8, max of its own tensor's norms] (no gradient through the clipping)."""
         with torch.no_grad():
-            for radius in self.radii.values():
-                radius.clamp_(1e-8, max(self.max_norm, 1e-8))
+            for name, radius in self.radii.items():
+                radius.copy_(F.hardtanh(radius, 1e-8, self.ceilings[name].item()))
 
     def ratio(self, name: str) -> torch.Tensor:
-        return torch.clamp(self.radii[name] / (self.norms[name] + 1e-8), 0, 1)
+        """clamp(gamma / (||d|| + 1e-8), 0, 1): a scalar for ``l2``, one value per row for ``mars``."""
+        return F.hardtanh(self.radii[name] / (self.norms[name] + 1e-8), 0.0, 1.0)
 
     def project(self) -> State:
-        """theta0 + clamp(gamma / ||d||, 0, 1) * d for the projected tensors; theta for the rest."""
+        """theta0 + ratio * d for the projected tensors (d carries no gradient); theta for the rest."""
         state = dict(self.finetuned)
         for name in self.names:
             d = self.deltas[name]
             state[name] = self.zero_shot[name] + _broadcast(self.ratio(name), d) * d
         return state
+
+
+def projected_names(zero_shot: State, finetuned: State, exclude: Sequence[str] = ()) -> list[str]:
+    """Floating-point tensors that fine-tuning changed, bar the logit scale and ``exclude`` substrings.
+
+    The official code projects the trainable tensors; a tensor fine-tuning left unchanged (e.g. the
+    frozen tower of LP) has d = 0, nothing to project, and no valid radius range.
+    """
+    return [
+        n
+        for n, t in finetuned.items()
+        if t.is_floating_point()
+        and n != "logit_scale"
+        and not any(e in n for e in exclude)
+        and not torch.equal(t, zero_shot[n])
+    ]
 
 
 def learn_tpgm(
@@ -78,11 +100,9 @@ def learn_tpgm(
     device: str = "cpu",
 ) -> tuple[State, TPGMProjection]:
     """Learn the radii with Adam on cross-entropy over ``batches`` (validation data), then project once."""
-    names = [
-        n
-        for n, t in finetuned.items()
-        if t.is_floating_point() and n != "logit_scale" and not any(e in n for e in exclude)
-    ]
+    names = projected_names(zero_shot, finetuned, exclude)
+    if not names:
+        raise ValueError("TPGM: no tensor differs from the zero-shot state; nothing to project")
     to_device = lambda state: {k: v.to(device) for k, v in state.items()}  # noqa: E731
     projection = TPGMProjection(to_device(zero_shot), to_device(finetuned), names, norm)
     optimizer = torch.optim.Adam(list(projection.radii.values()), lr=lr)

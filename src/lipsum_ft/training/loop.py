@@ -141,12 +141,13 @@ def train_on_rank(
         fabric.backward(loss)
         if config.grad_clip:
             fabric.clip_gradients(wrapped, optimizer, max_norm=config.grad_clip)
+        lr = optimizer.param_groups[0]["lr"]  # the lr this step uses (the scheduler then moves on)
         optimizer.step()
         scheduler.step()
         logged = {"loss": loss.detach(), **terms}
         if fabric.world_size > 1:  # log the global batch, not rank 0's share
             logged = {k: fabric.all_reduce(v, reduce_op="mean") for k, v in logged.items()}
-        row = {"step": step + 1, **{k: v.item() for k, v in logged.items()}, "lr": scheduler.get_last_lr()[0]}
+        row = {"step": step + 1, **{k: v.item() for k, v in logged.items()}, "lr": lr}
         row["images_per_s"] = config.batch_size / (time.perf_counter() - started)
         if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
             row["val_acc"] = validation_accuracy(module, val_data, config.eval_batch_size)

@@ -23,6 +23,21 @@ from lipsum_ft.training.pretraining import soft_clip_loss
 Terms = dict[str, torch.Tensor]
 
 
+def full_precision(device: torch.device) -> torch.autocast:
+    """A region where autocast is off: regularisers' scores, differences and sums stay in float32.
+
+    Under bf16 autocast a matmul returns bf16, so scores of magnitude s ~ 100 keep ~3 significant
+    digits and their small differences (what every regulariser measures) are rounded away.
+    """
+    return torch.autocast(device.type, enabled=False)
+
+
+def float32_scores(features: torch.Tensor, texts: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``scale * features @ texts.T`` computed in float32 (inputs cast up, autocast off)."""
+    with full_precision(features.device):
+        return scale.float() * features.float() @ texts.float().T
+
+
 class Objective(nn.Module):
     """Base: cross-entropy of the classifier; subclasses add a regulariser weighted by ``coefficient``."""
 
@@ -130,7 +145,11 @@ class L2SP(Objective):
 
     def regulariser(self, images, features, step):
         start = dict(self.reference.visual.named_parameters())
-        return sum(((p - start[n]) ** 2).sum() for n, p in self.classifier.visual.named_parameters())
+        with full_precision(features.device):
+            return sum(
+                ((p.float() - start[n].float()) ** 2).sum()
+                for n, p in self.classifier.visual.named_parameters()
+            )
 
 
 class FeatureDistillation(Objective):
@@ -139,7 +158,9 @@ class FeatureDistillation(Objective):
     name = "kd"
 
     def regulariser(self, images, features, step):
-        return ((features - self.zero_shot_features(images)) ** 2).sum(dim=-1).mean()
+        zero = self.zero_shot_features(images)
+        with full_precision(features.device):
+            return ((features.float() - zero.float()) ** 2).sum(dim=-1).mean()
 
 
 class ContextAwareRegularisation(Objective):
@@ -163,13 +184,17 @@ class ContextAwareRegularisation(Objective):
 
     def regulariser(self, images, features, step):
         scale = self.classifier.logit_scale
-        log_p = F.log_softmax(scale * features @ self.contexts.T, dim=-1)
-        log_p0 = F.log_softmax(scale * self.zero_shot_features(images) @ self.contexts.T, dim=-1)
-        return F.kl_div(log_p, log_p0, log_target=True, reduction="batchmean")
+        scores = float32_scores(features, self.contexts, scale)
+        scores_zero = float32_scores(self.zero_shot_features(images), self.contexts, scale)
+        with full_precision(features.device):
+            log_p, log_p0 = F.log_softmax(scores, dim=-1), F.log_softmax(scores_zero, dim=-1)
+            return F.kl_div(log_p, log_p0, log_target=True, reduction="batchmean")
 
 
 class Lipsum(Objective):
     """Lipsum-FT: CE + lambda * R, R = mean_x sum_m (v_theta,m(x) - v_0,m(x))^2 / (2M).
+
+    Scores and R are computed in float32 even under bf16 autocast (features cast up first).
 
     v_m(x) = s * <G(t_m), F(x)> over M texts t_m from the guidance (random tokens, drawn afresh each
     step, in the paper); s is the pre-trained logit scale (the official code's form; the paper writes
@@ -198,14 +223,17 @@ class Lipsum(Objective):
     def regulariser(self, images, features, step):
         texts = self.text_features(step)
         scale = self.classifier.logit_scale
-        v_theta = scale * features @ texts.T
-        v_zero = scale * self.zero_shot_features(images) @ texts.T
+        v_theta = float32_scores(features, texts, scale)
+        v_zero = float32_scores(self.zero_shot_features(images), texts, scale)
         return lipsum_regulariser(v_theta, v_zero)
 
 
 def lipsum_regulariser(v_theta: torch.Tensor, v_zero: torch.Tensor) -> torch.Tensor:
-    """R = mean over the batch of sum_m (v_theta - v_0)^2 / (2M), for (batch, M) score matrices."""
-    return ((v_theta - v_zero) ** 2).sum(dim=-1).mean() / (2 * v_theta.shape[-1])
+    """R = mean over the batch of sum_m (v_theta - v_0)^2 / (2M), for (batch, M) score matrices,
+    in float32 (the scores are cast up and autocast is off)."""
+    with full_precision(v_theta.device):
+        difference = v_theta.float() - v_zero.float()
+        return (difference**2).sum(dim=-1).mean() / (2 * v_theta.shape[-1])
 
 
 class FLYP(Objective):

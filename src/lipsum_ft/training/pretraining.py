@@ -122,6 +122,7 @@ def pretrain_clip(
         loss = soft_clip_loss(image_features, text_features, labels[picks], model.logit_scale.exp())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        lr = optimizer.param_groups[0]["lr"]  # the lr this step uses (the scheduler then moves on)
         optimizer.step()
         scheduler.step()
         with torch.no_grad():
@@ -130,7 +131,7 @@ def pretrain_clip(
         row = {
             "step": step + 1,
             "loss": loss.item(),
-            "lr": scheduler.get_last_lr()[0],
+            "lr": lr,
             "logit_scale": model.logit_scale.exp().item(),
             "images_per_s": rate,
         }

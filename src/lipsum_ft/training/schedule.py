@@ -8,9 +8,13 @@ import torch
 
 
 def warmup_cosine_factor(step: int, total_steps: int, warmup_steps: int) -> float:
-    """Multiplier of the peak lr at ``step`` (0-based): ramps over ``warmup_steps``, then a half cosine."""
-    if warmup_steps > 0 and step < warmup_steps:
-        return (step + 1) / warmup_steps
+    """Multiplier of the peak lr at ``step`` (0-based), as in the reference implementations.
+
+    Linear from 0 at step 0 to 1 at step ``warmup_steps`` (the peak), then a half cosine that would
+    reach 0 at step ``total_steps``.
+    """
+    if step < warmup_steps:
+        return step / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
