@@ -156,7 +156,7 @@ def train_on_rank(
     )
     augment = Augment(config.crop_scale, config.crop_ratio, config.flip, config.seed)
     batches = train_data.train_batches(
-        start, config.batch_size, augment, fabric.global_rank, fabric.world_size
+        start, config.batch_size, augment, fabric.global_rank, fabric.world_size, fabric.device
     )
     pending: list[PendingRow] = []
     for step in bar:
