@@ -119,8 +119,8 @@ def test_draft_only_when_the_crop_spans_twice_the_output_and_pixels_stay_close(t
         with Image.open(path) as image:
             full = image.convert("RGB").resize((224, 224), Image.BICUBIC, box=(left, top, left + w, top + h))
         got = decode_train_crop(str(path), 224, augment, key)
-        want = torch.from_numpy(np.asarray(full).copy()).permute(2, 0, 1)
-        assert got.dtype == torch.uint8 and got.shape == (3, 224, 224)
+        want = torch.from_numpy(np.asarray(full).copy())
+        assert got.dtype == torch.uint8 and got.shape == (224, 224, 3)
         assert (got.float() - want.float()).abs().mean() < 2.0  # same region; DCT-domain downscale
 
 
@@ -140,4 +140,6 @@ def test_streamed_batches_are_uint8_crops_normalised_at_the_end_and_resume_exact
     index = int(global_indices(6, 1, 4, 9)[0])
     raw = decode_train_crop(paths[index], 32, augment, crop_key(9, 1, index), border=3 if index == 2 else 0)
     mean, std = torch.tensor(MEAN).view(3, 1, 1), torch.tensor(STD).view(3, 1, 1)
-    torch.testing.assert_close(first[1][0][0], (raw.float() / 255 - mean) / std, rtol=0, atol=1e-6)
+    torch.testing.assert_close(
+        first[1][0][0], (raw.permute(2, 0, 1).float() / 255 - mean) / std, rtol=0, atol=1e-6
+    )

@@ -218,7 +218,7 @@ def draft_factor(crop_height: int, crop_width: int, size: int) -> int:
 
 
 def decode_train_crop(path: str, size: int, augment: Augment, key: int, border: int = 0) -> torch.Tensor:
-    """uint8 (3, size, size): the image's random resized crop (bicubic) and flip, seeded by ``key``.
+    """uint8 (size, size, 3) (PIL's layout): the image's random resized crop (bicubic) and flip, keyed.
 
     The crop is drawn on the header's size, then only what it needs is decoded: a JPEG whose crop
     spans at least twice ``size`` is decoded at 1/2, 1/4 or 1/8 scale in the DCT (``Image.draft``),
@@ -241,7 +241,7 @@ def decode_train_crop(path: str, size: int, augment: Augment, key: int, border: 
         crop = image.resize((size, size), Image.BICUBIC, box=box)
     if flip:
         crop = crop.transpose(Image.FLIP_LEFT_RIGHT)
-    return torch.from_numpy(np.asarray(crop, dtype=np.uint8).copy()).permute(2, 0, 1)
+    return torch.frombuffer(bytearray(crop.tobytes()), dtype=torch.uint8).view(size, size, 3)
 
 
 class _Files(Dataset):
@@ -356,7 +356,8 @@ class StreamedImages:
         sampler = _StepBatches(len(self.paths), batch_size, augment.seed, start_step, rank, world)
         files = _Files(self.paths, self.labels.tolist(), self.size, augment=augment, border=self.border)
         for images, labels in DataLoader(files, batch_sampler=sampler, **self.loader.kwargs()):
-            yield normalize(images.to(device, non_blocking=True), self.mean, self.std), labels
+            images = images.to(device, non_blocking=True).permute(0, 3, 1, 2)  # NHWC -> NCHW, a view
+            yield normalize(images, self.mean, self.std).contiguous(), labels
 
     def sample_batches(self, batch_size: int, seed: int):
         sampler = _StepBatches(len(self.paths), min(batch_size, len(self.paths)), seed, 0, 0, 1)
