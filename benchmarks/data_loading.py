@@ -10,10 +10,14 @@ interleaved rounds (ratios taken within a round, medians reported):
   batches through worker IPC;
 - ``new``: ``StreamedImages.train_batches``: the same crop draws, decoded at reduced JPEG scale
   when the crop spans twice the output, resampled straight to a uint8 crop, uint8 batches through
-  IPC, normalised at the end (here on the CPU, as the main process would on a GPU host).
+  IPC, normalised at the end (here on the CPU; on a GPU host the device does it).
+
+Two figures per path: ``*_images_per_s`` through a DataLoader with ``--workers`` workers (``*_per_core``
+divides by the workers), and ``one_core_*``: one worker's work per image timed in this process on
+one thread (no IPC, no scheduling between processes), the per-core rate a worker core gives.
 
     .venv/bin/python benchmarks/data_loading.py [--files 512] [--workers 2] [--batch 64] [--batches 16] \
-        [--rounds 3] [--kinds natural noise]
+        [--rounds 3] [--core-images 256] [--kinds natural noise]
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from lipsum_ft.data.images import Augment, LoaderSettings, StreamedImages, _StepBatches, crop_key
+from lipsum_ft.data.images import Augment, LoaderSettings, StreamedImages, _Files, _StepBatches, crop_key
 
 CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
 SIZE = 224
@@ -121,6 +125,14 @@ def images_per_s(make, batches: int, batch: int) -> float:
     return batch * batches / seconds
 
 
+def item_images_per_s(dataset: Dataset, images: int, step: int) -> float:
+    """One core's rate: a worker's work per image (decode, crop, resample, tensor), in this process."""
+    started = time.perf_counter()
+    for index in range(images):
+        dataset[(index % len(dataset), step)]
+    return images / (time.perf_counter() - started)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=512)
@@ -128,6 +140,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--batches", type=int, default=16, help="timed batches per measurement")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--core-images", type=int, default=256, help="images per one-core measurement")
     parser.add_argument("--kinds", nargs="+", default=["natural", "noise"], choices=["natural", "noise"])
     args = parser.parse_args()
     # The main process stands in for a GPU host's, whose conversion runs on the device: one thread
@@ -153,6 +166,16 @@ def main() -> None:
                         for name in order
                     }
                 )
+            datasets = {
+                "old": OldFiles(paths, augment),
+                "new": _Files(paths, [0] * len(paths), SIZE, augment=augment),
+            }
+            per_core = [  # interleaved as above; the same images and crops for both paths
+                {name: item_images_per_s(datasets[name], args.core_images, r) for name in order}
+                for r, order in (
+                    (r, ("old", "new") if r % 2 == 0 else ("new", "old")) for r in range(args.rounds)
+                )
+            ]
             cores = max(args.workers, 1)
             old = statistics.median(r["old"] for r in rounds)
             new = statistics.median(r["new"] for r in rounds)
@@ -163,6 +186,10 @@ def main() -> None:
                 "old_per_core": round(old / cores, 1),
                 "new_per_core": round(new / cores, 1),
                 "new_over_old": round(statistics.median(r["new"] / r["old"] for r in rounds), 2),
+                "one_core_old_images_per_s": round(statistics.median(r["old"] for r in per_core), 1),
+                "one_core_new_images_per_s": round(statistics.median(r["new"] for r in per_core), 1),
+                "one_core_new_over_old": round(statistics.median(r["new"] / r["old"] for r in per_core), 2),
+                "one_core_round_ratios": [round(r["new"] / r["old"], 2) for r in per_core],
                 "round_ratios": [round(r["new"] / r["old"], 2) for r in rounds],
             }
     print(json.dumps(results, indent=2))
