@@ -94,11 +94,15 @@ class PendingRow:
     step: int
     values: dict[str, torch.Tensor]  # loss and terms, detached
     lr: float
-    images_per_s: float
 
 
-def flush_rows(fabric: Fabric, pending: list[PendingRow], checkpoint: Path | None) -> list[dict[str, float]]:
+def flush_rows(
+    fabric: Fabric, pending: list[PendingRow], checkpoint: Path | None, block_started: float, batch_size: int
+) -> list[dict[str, float]]:
     """The log rows of ``pending`` read in one device-to-host copy (one all-reduce over ranks).
+
+    ``images_per_s`` of each row is the block's: its steps' wall time up to this read, which waits
+    for the device (per-step timers without a sync would time only the queueing of work).
 
     Raises ``NonFiniteLossError`` naming the first step whose (global) loss is NaN/inf and every
     term of that step; it runs before any checkpoint or validation of the block, so the last
@@ -108,6 +112,7 @@ def flush_rows(fabric: Fabric, pending: list[PendingRow], checkpoint: Path | Non
     if fabric.world_size > 1:  # log the global batch, not rank 0's share
         flat = fabric.all_reduce(flat, reduce_op="mean")
     numbers, rows, position = flat.tolist(), [], 0
+    images_per_s = batch_size * len(pending) / (time.perf_counter() - block_started)
     for row in pending:
         values = dict(zip(row.values, numbers[position : position + len(row.values)], strict=True))
         position += len(row.values)
@@ -117,7 +122,7 @@ def flush_rows(fabric: Fabric, pending: list[PendingRow], checkpoint: Path | Non
                 f"non-finite loss at step {row.step}: loss={values['loss']} ({named}); "
                 f"last good checkpoint: {checkpoint}"
             )
-        rows.append({"step": row.step, **values, "lr": row.lr, "images_per_s": row.images_per_s})
+        rows.append({"step": row.step, **values, "lr": row.lr, "images_per_s": images_per_s})
     return rows
 
 
@@ -160,7 +165,8 @@ def train_on_rank(
     )
     pending: list[PendingRow] = []
     for step in bar:
-        started = time.perf_counter()
+        if not pending:
+            block_started = time.perf_counter()
         images, labels = next(batches)
         images, labels = (
             images.to(fabric.device, non_blocking=True),
@@ -178,7 +184,6 @@ def train_on_rank(
                 step + 1,
                 {"loss": loss.detach(), **{k: v.detach() for k, v in terms.items()}},
                 scheduler.get_last_lr()[0],
-                config.batch_size / (time.perf_counter() - started),
             )
         )
         evaluates = (step + 1) % config.eval_every == 0 or step + 1 == config.steps
@@ -187,7 +192,8 @@ def train_on_rank(
         )
         if not (evaluates or saves or (step + 1) % config.log_every == 0 or step + 1 == config.steps):
             continue
-        rows = flush_rows(fabric, pending, checkpoint)  # the one host sync of the block; raises on NaN/inf
+        # the one host sync of the block; raises on NaN/inf
+        rows = flush_rows(fabric, pending, checkpoint, block_started, config.batch_size)
         pending.clear()
         row = rows[-1]
         if evaluates:
