@@ -10,7 +10,7 @@ it prints the estimate: FLOPs per step from the model's shapes,
 the step time at ``--mfu`` of ``--peak-tflops``, the wall time of DomainNet (5k steps) and ImageNet
 (50k steps), and the loader cores that images/s needs at ``--loader-per-core``.
 
-    .venv/bin/python benchmarks/gpu_step.py                       # on a GPU host (about 2 minutes on an H200)
+    .venv/bin/python benchmarks/gpu_step.py                       # on a GPU host (a few minutes on an H200)
     .venv/bin/python benchmarks/gpu_step.py --device cpu --model TinyCLIP-ViT-P8-32 \
         --batch 8 --steps 3 --warmup 1
 """
@@ -134,8 +134,8 @@ def main() -> None:
     parser.add_argument(
         "--loader-per-core",
         type=float,
-        default=140.0,
-        help="training images/s one loader core gives (benchmarks/data_loading.py, new path, natural JPEGs)",
+        default=133.0,
+        help="training images/s one loader core gives (new path, natural JPEGs; README, loader cores)",
     )
     parser.add_argument("--output", type=Path, default=None, help="also write the JSON here")
     args = parser.parse_args()
