@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1] / "src"))  # this checkout's code, installed or not
 from lipsum_ft.clip.backbone import new_model  # noqa: E402
 from lipsum_ft.data.images import InMemoryImages  # noqa: E402
 from lipsum_ft.training.finetuning import make_objective  # noqa: E402
