@@ -1,10 +1,16 @@
-r"""GPU check: ViT-B/16 (no pretrained weights) on synthetic 224 px batches, bf16, FT vs Lipsum-FT vs bare.
+r"""GPU check: ViT-B/16 (random init, no download) at batch 256 in bf16: FT, Lipsum-FT and a bare loop,
+measured beside the paper estimate of the README ("The published run's time").
 
-Measures images/s and peak GPU memory over ~50 steps after warm-up for the project's loop with FT
-and with Lipsum-FT, and for a bare open_clip forward/backward/AdamW loop of the same model.
-Images live on the device (a synthetic uint8 tensor), so the figures are compute, not disk.
+Measures, for the project's loop with FT and with Lipsum-FT (M texts of L random tokens) and for a
+bare forward/backward/AdamW loop: images/s, peak GPU memory, the Lipsum/FT time ratio, and the
+fraction of the bf16 peak the step reaches (model FLOPs utilisation). The loop's step time comes
+from its own log, whose blocks of ``log_every`` steps are timed up to the read that waits for the
+device (no per-step sync); the warm-up is the first block and is left out. Beside the measurement
+it prints the estimate: FLOPs per step from the model's shapes,
+the step time at ``--mfu`` of ``--peak-tflops``, the wall time of DomainNet (5k steps) and ImageNet
+(50k steps), and the loader cores that images/s needs at ``--loader-per-core``.
 
-    .venv/bin/python benchmarks/gpu_step.py                       # on a GPU host (about 3 minutes on an H200)
+    .venv/bin/python benchmarks/gpu_step.py                       # on a GPU host (a few minutes on an H200)
     .venv/bin/python benchmarks/gpu_step.py --device cpu --model TinyCLIP-ViT-P8-32 \
         --batch 8 --steps 3 --warmup 1
 """
@@ -13,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -20,32 +27,120 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1] / "src"))  # this checkout's code, installed or not
 from lipsum_ft.clip.backbone import new_model  # noqa: E402
 from lipsum_ft.data.images import InMemoryImages  # noqa: E402
-from step_cost import bare_loop_ms, method_ms  # noqa: E402
+from lipsum_ft.training.finetuning import make_objective  # noqa: E402
+from lipsum_ft.training.guidance import build_guidance  # noqa: E402
+from lipsum_ft.training.loop import TrainConfig, fit  # noqa: E402
+from step_cost import TEMPLATES, bare_loop_ms  # noqa: E402
+
+RUNS = {"domainnet": 5_000, "imagenet": 50_000}  # the paper's steps at batch 256
 
 
-def peak_gib(device: str) -> float | None:
-    return torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else None
+def transformer_flops(tokens: int, width: int, layers: int, mlp_ratio: float) -> float:
+    """Forward FLOPs (2 per multiply-add) of a pre-norm transformer over one sequence of ``tokens``."""
+    dense = 2 * tokens * (4 * width**2 + 2 * mlp_ratio * width**2)  # qkv + out projections, MLP
+    attention = 2 * 2 * tokens**2 * width  # q @ k^T and weights @ v
+    return layers * (dense + attention)
 
 
-def reset_peak(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
+def step_flops(model_cfg: dict, batch: int, num_texts: int, length: int) -> dict[str, float]:
+    """FLOPs of one training step: FT = 3 image forwards per image (forward + backward at twice its
+    cost); Lipsum-FT adds one no-grad forward of the frozen image tower and the frozen text tower on
+    ``num_texts`` texts of ``length + 2`` tokens (start and end tokens).
+    """
+    vision, text = model_cfg["vision_cfg"], model_cfg["text_cfg"]
+    size, patch, width = vision["image_size"], vision["patch_size"], vision["width"]
+    patches = (size // patch) ** 2
+    image = (
+        2 * patches * 3 * patch**2 * width  # patch embedding
+        + transformer_flops(patches + 1, width, vision["layers"], vision.get("mlp_ratio", 4.0))
+        + 2 * width * model_cfg["embed_dim"]  # projection
+    )
+    tokens = length + 2
+    texts = num_texts * (
+        transformer_flops(tokens, text["width"], text["layers"], text.get("mlp_ratio", 4.0))
+        + 2 * text["width"] * model_cfg["embed_dim"]
+    )
+    ft = 3 * image * batch
+    return {"image_forward": image, "ft": ft, "lipsum": ft + image * batch + texts, "texts": texts}
+
+
+def estimate(flops: dict[str, float], batch: int, peak: float, mfu: float, per_core: float) -> dict:
+    """Step time, images/s, run wall time and loader cores at ``mfu`` of ``peak`` FLOP/s."""
+    out = {}
+    for method in ("ft", "lipsum"):
+        seconds = flops[method] / (mfu * peak)
+        out[method] = {
+            "tflops_per_step": round(flops[method] / 1e12, 2),
+            "step_ms": round(1000 * seconds, 1),
+            "images_per_s": round(batch / seconds),
+            **{f"{run}_hours": round(steps * seconds / 3600, 2) for run, steps in RUNS.items()},
+            "loader_cores": round(batch / seconds / per_core, 1),
+        }
+    out["lipsum_over_ft"] = round(flops["lipsum"] / flops["ft"], 3)
+    return out
+
+
+def loop_step_ms(method: str, model, spec, head, data, classnames, args, on_gpu: bool) -> float:
+    """ms per step of the project's loop (``fit``) after ``warmup`` steps.
+
+    The loop reads its log from the device once every ``log_every`` steps and times each such block
+    up to that read (which waits for the device); ``log_every = warmup`` puts the warm-up in the
+    first block, so the later rows time only steady-state steps.
+    """
+    objective = make_objective(
+        method,
+        model,
+        head,
+        14.0,
+        model_name=spec.name,
+        context_length=spec.context_length,
+        classnames=classnames,
+        coefficients={method: 1.0},
+        carft_templates=TEMPLATES,
+        flyp_templates=TEMPLATES,
+        lp_steps=0,
+        guidance=build_guidance("random_tokens", num_texts=args.texts, length=args.length),
+    )
+    config = TrainConfig(
+        steps=args.warmup + args.steps,
+        log_every=args.warmup,
+        batch_size=args.batch,
+        lr=1e-5,
+        weight_decay=0.1,
+        eval_every=10**9,
+        eval_batch_size=args.batch,
+        progress=False,
+        crop_scale=(0.08, 1.0),
+        accelerator="gpu" if on_gpu else "cpu",
+        precision="bf16-mixed" if on_gpu else "32-true",
+    )
+    log = fit(objective, data, data, config).log
+    return 1000 * statistics.mean(args.batch / row["images_per_s"] for row in log[args.warmup :])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="ViT-B-16")
     parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--steps", type=int, default=40, help="timed steps (beyond the warm-up run)")
     parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--texts", type=int, default=80, help="Lipsum-FT's M")
+    parser.add_argument("--length", type=int, default=8, help="Lipsum-FT's L (random tokens per text)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--peak-tflops", type=float, default=989.0, help="H100/H200 SXM dense bf16 peak")
+    parser.add_argument("--mfu", type=float, default=0.40, help="fraction of the peak the estimate assumes")
+    parser.add_argument(
+        "--loader-per-core",
+        type=float,
+        default=133.0,
+        help="training images/s one loader core gives (new path, natural JPEGs; README, loader cores)",
+    )
     parser.add_argument("--output", type=Path, default=None, help="also write the JSON here")
     args = parser.parse_args()
     on_gpu = args.device.startswith("cuda")
-    precision = "bf16-mixed" if on_gpu else "32-true"
     model, spec = new_model(args.model, seed=0)
     model.eval()
     size, k = spec.image_size, 345
@@ -60,49 +155,56 @@ def main() -> None:
     )
     head = F.normalize(torch.randn(spec.model_cfg["embed_dim"], k), dim=0)
     classnames = [f"class {i}" for i in range(k)]
-    results = {
+    flops = step_flops(spec.model_cfg, args.batch, args.texts, args.length)
+    results: dict = {
         "model": args.model,
         "batch": args.batch,
         "device": args.device,
-        "precision": precision,
+        "precision": "bf16-mixed" if on_gpu else "32-true",
         "steps": args.steps,
         "gpu": torch.cuda.get_device_name() if on_gpu else None,
     }
     for name in ("bare", "ft", "lipsum"):
-        reset_peak(args.device)
+        if on_gpu:
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
         if name == "bare":
             ms = bare_loop_ms(
-                model,
-                head.to(args.device),
-                data,
-                args.batch,
-                args.steps,
-                args.warmup,
-                args.device,
-                bf16=on_gpu,
+                model, head.to(args.device), data, args.batch, args.steps, args.warmup, args.device, on_gpu
             )
         else:
-            ms = method_ms(
-                name,
-                model,
-                spec,
-                head,
-                data,
-                classnames,
-                args.batch,
-                args.steps,
-                args.warmup,
-                "gpu" if on_gpu else "cpu",
-                precision,
-            )
+            ms = loop_step_ms(name, model, spec, head, data, classnames, args, on_gpu)
+        results[f"{name}_step_ms"] = ms
         results[f"{name}_images_per_s"] = args.batch / (ms / 1000)
-        results[f"{name}_peak_gib"] = peak_gib(args.device)
-    results["lipsum_over_ft_time"] = results["ft_images_per_s"] / results["lipsum_images_per_s"]
+        results[f"{name}_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30 if on_gpu else None
+    results["lipsum_over_ft_time"] = results["lipsum_step_ms"] / results["ft_step_ms"]
     results["ft_loop_over_bare_throughput"] = results["ft_images_per_s"] / results["bare_images_per_s"]
-    text = json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in results.items()}, indent=2)
+    peak = args.peak_tflops * 1e12
+    for name in ("ft", "lipsum"):
+        seconds = results[f"{name}_step_ms"] / 1000
+        results[f"{name}_measured_mfu"] = flops[name] / seconds / peak
+        results[f"{name}_measured_hours"] = {run: steps * seconds / 3600 for run, steps in RUNS.items()}
+        results[f"{name}_measured_loader_cores"] = results[f"{name}_images_per_s"] / args.loader_per_core
+    results["estimate"] = {
+        "peak_tflops": args.peak_tflops,
+        "mfu": args.mfu,
+        "loader_per_core": args.loader_per_core,
+        "image_forward_gflops": round(flops["image_forward"] / 1e9, 2),
+        "texts_gflops_per_step": round(flops["texts"] / 1e9, 2),
+        **estimate(flops, args.batch, peak, args.mfu, args.loader_per_core),
+    }
+    text = json.dumps(_rounded(results), indent=2)
     print(text)
     if args.output:
         args.output.write_text(text + "\n")
+
+
+def _rounded(value):
+    if isinstance(value, float):
+        return round(value, 3)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return value
 
 
 if __name__ == "__main__":

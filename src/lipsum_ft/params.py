@@ -262,6 +262,7 @@ class FinetuneParams(_Strict):
     augment: AugmentParams = AugmentParams()
     loader: LoaderParams = LoaderParams()
     eval_every: PositiveInt = 50
+    log_every: PositiveInt = 10  # loss and terms are read from the device (one host sync) every K steps
     eval_batch_size: PositiveInt = 512
     checkpoint_every: int = Field(0, ge=0)
     checkpoint_dir: str = "data/06_models/checkpoints"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -102,3 +103,26 @@ def test_too_few_rows_in_a_domain_split(digit_tree):
         validate_manifest(
             read_manifest(digit_tree), rules_for(digit_tree, min_rows_per_domain_split=1000), progress=False
         )
+
+
+def test_files_exist_agrees_with_isfile_for_files_folders_links_and_missing_paths(tmp_path):
+    from lipsum_ft.data.validation import files_exist
+
+    (tmp_path / "cls").mkdir()
+    (tmp_path / "cls" / "a.jpg").write_bytes(b"x")
+    (tmp_path / "cls" / "sub").mkdir()
+    (tmp_path / "cls" / "link.jpg").symlink_to(tmp_path / "cls" / "a.jpg")
+    (tmp_path / "cls" / "broken.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    (tmp_path / "plain").write_bytes(b"x")
+    names = [
+        "cls/a.jpg",
+        "cls/b.jpg",
+        "cls/sub",
+        "cls/link.jpg",
+        "cls/broken.jpg",
+        "gone/a.jpg",
+        "plain/a.jpg",
+    ]
+    paths = [str(tmp_path / n) for n in names] + [str(tmp_path / "cls") + "/", str(tmp_path / "cls/a.jpg")]
+    assert files_exist(paths) == [os.path.isfile(p) for p in paths]
+    assert files_exist(paths) == [True, False, False, True, False, False, False, False, True]

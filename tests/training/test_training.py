@@ -109,23 +109,58 @@ def test_resume_equals_the_uninterrupted_run(setup, tmp_path, monkeypatch):
     assert [r["loss"] for r in straight.log] == [r["loss"] for r in resumed.log]
 
 
-def test_non_finite_loss_names_step_and_terms_and_keeps_the_last_checkpoint(setup, tmp_path, monkeypatch):
-    objective = make(setup)
+def plant_nan(objective, monkeypatch, at_step: int):
+    """Make the ``reg`` term (and so the loss) NaN at 0-based ``at_step`` only."""
     original_forward = type(objective).forward
 
-    def nan_at_step_4(self, images, labels, step):
+    def nan_at(self, images, labels, step):
         loss, terms = original_forward(self, images, labels, step)
-        if step == 3:
+        if step == at_step:
             terms = {**terms, "reg": torch.tensor(float("nan"))}
             loss = loss + terms["reg"]
         return loss, terms
 
-    monkeypatch.setattr(type(objective), "forward", nan_at_step_4)
+    monkeypatch.setattr(type(objective), "forward", nan_at)
+
+
+def test_non_finite_loss_names_step_and_terms_and_keeps_the_last_checkpoint(setup, tmp_path, monkeypatch):
+    objective = make(setup)
+    plant_nan(objective, monkeypatch, at_step=3)
     checkpoint = tmp_path / "ckpt.pt"
     with pytest.raises(NonFiniteLossError, match=r"step 4: loss=nan \(ce=[\d.]+, reg=nan\)"):
         fit(objective, setup[3], setup[4], config(checkpoint_every=1, checkpoint_path=str(checkpoint)))
     saved = torch.load(checkpoint, weights_only=False)
     assert saved["step"] == 3 and all(torch.isfinite(v).all() for v in saved["trainable"].values())
+
+
+def test_a_nan_read_in_a_later_block_is_reported_at_its_own_step(setup, tmp_path, monkeypatch):
+    # Values are read every 5 steps: the NaN of step 7 is found at step 10's read, and named as step 7
+    # (not 10, nor 6); the checkpoint of step 5 stays, and step 10's (after the NaN) is never written.
+    objective = make(setup)
+    plant_nan(objective, monkeypatch, at_step=6)
+    checkpoint = tmp_path / "ckpt.pt"
+    settings = config(
+        steps=12, eval_every=100, log_every=5, checkpoint_every=5, checkpoint_path=str(checkpoint)
+    )
+    with pytest.raises(
+        NonFiniteLossError, match=r"non-finite loss at step 7: loss=nan \(ce=[\d.]+, reg=nan\)"
+    ):
+        fit(objective, setup[3], setup[4], settings)
+    saved = torch.load(checkpoint, weights_only=False)
+    assert saved["step"] == 5 and [row["step"] for row in saved["log"]] == [1, 2, 3, 4, 5]
+
+
+def test_logs_read_every_step_and_every_ten_steps_are_identical_row_for_row(setup):
+    # 23 steps: two full blocks of ten, a partial one, and validations (every 7) inside blocks.
+    logs = [
+        fit(make(setup), setup[3], setup[4], config(steps=23, eval_every=7, log_every=k)).log for k in (1, 10)
+    ]
+    timing = "images_per_s"  # wall-clock, differs between any two runs
+    rows = [[{k: v for k, v in row.items() if k != timing} for row in log] for log in logs]
+    assert [row["step"] for row in rows[0]] == list(range(1, 24))
+    assert rows[0] == rows[1]
+    assert [r["step"] for r in rows[0] if "val_acc" in r] == [7, 14, 21, 23]
+    assert len({row["loss"] for row in rows[0]}) > 20  # per-step values, not one value per block
 
 
 @pytest.mark.slow

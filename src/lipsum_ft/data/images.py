@@ -140,9 +140,15 @@ class InMemoryImages:
             yield normalize(self.images[start : start + batch_size], self.mean, self.std)
 
     def train_batches(
-        self, start_step: int, batch_size: int, augment: Augment, rank: int = 0, world: int = 1
+        self,
+        start_step: int,
+        batch_size: int,
+        augment: Augment,
+        rank: int = 0,
+        world: int = 1,
+        device: torch.device | str = "cpu",
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """This rank's share of each step's augmented global batch, from ``start_step`` on."""
+        """This rank's share of each step's augmented global batch, from ``start_step`` on, on ``device``."""
         share = batch_size // world
         part = slice(rank * share, (rank + 1) * share)
         step = start_step
@@ -155,7 +161,7 @@ class InMemoryImages:
                 augment.crop_ratio,
                 augment.flip,
             )
-            yield images[part], self.labels[indices][part]
+            yield images[part].to(device), self.labels[indices][part].to(device)
             step += 1
 
     def sample_batches(self, batch_size: int, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -168,20 +174,92 @@ class InMemoryImages:
             step += 1
 
 
+def crop_key(seed: int, step: int, index: int) -> int:
+    """The seed of image ``index``'s crop at ``step``: a resumed run redraws exactly the same crops."""
+    return seed * 1_000_003 + step * 10_007 + index
+
+
+def crop_params(
+    height: int, width: int, augment: Augment, generator: torch.Generator
+) -> tuple[int, int, int, int, bool]:
+    """(top, left, crop height, crop width, flip) of RandomResizedCrop + horizontal flip.
+
+    torchvision's algorithm and draws in its order (ten tries of area uniform in ``crop_scale`` and
+    log-uniform aspect ratio, then a centre crop clamped to ``crop_ratio``; the flip draw last), so
+    the crops are those of ``v2.RandomResizedCrop`` + ``v2.RandomHorizontalFlip`` seeded alike.
+    """
+    area, (low, high) = height * width, augment.crop_ratio
+    log_ratio = (math.log(low), math.log(high))
+    for _ in range(10):
+        target_area = area * torch.empty(1).uniform_(*augment.crop_scale, generator=generator).item()
+        aspect = math.exp(torch.empty(1).uniform_(*log_ratio, generator=generator).item())
+        w, h = int(round(math.sqrt(target_area * aspect))), int(round(math.sqrt(target_area / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            top = int(torch.randint(0, height - h + 1, size=(1,), generator=generator).item())
+            left = int(torch.randint(0, width - w + 1, size=(1,), generator=generator).item())
+            break
+    else:
+        in_ratio = width / height
+        if in_ratio < low:
+            w, h = width, int(round(width / low))
+        elif in_ratio > high:
+            h, w = height, int(round(height * high))
+        else:
+            w, h = width, height
+        top, left = (height - h) // 2, (width - w) // 2
+    flip = augment.flip and bool(torch.rand(1, generator=generator).item() < 0.5)
+    return top, left, h, w, flip
+
+
+def draft_factor(crop_height: int, crop_width: int, size: int) -> int:
+    """The JPEG DCT reduction (1, 2, 4 or 8) that keeps the crop at least ``size`` pixels on each side."""
+    smallest = min(crop_height, crop_width)
+    return next((f for f in (8, 4, 2) if smallest >= f * size), 1)
+
+
+def decode_train_crop(path: str, size: int, augment: Augment, key: int, border: int = 0) -> torch.Tensor:
+    """uint8 (size, size, 3) (PIL's layout): the image's random resized crop (bicubic) and flip, keyed.
+
+    The crop is drawn on the header's size, then only what it needs is decoded: a JPEG whose crop
+    spans at least twice ``size`` is decoded at 1/2, 1/4 or 1/8 scale in the DCT (``Image.draft``),
+    and the crop is resampled straight from the decoded image (no intermediate copy, no float).
+    """
+    with Image.open(path) as image:
+        full_width, full_height = image.size
+        top, left, h, w, flip = crop_params(
+            full_height - 2 * border, full_width - 2 * border, augment, torch.Generator().manual_seed(key)
+        )
+        top, left = top + border, left + border
+        factor = draft_factor(h, w, size)
+        if factor > 1:
+            image.draft("RGB", (full_width // factor, full_height // factor))
+        scale = full_width / image.width  # 1 unless drafted; libjpeg rounds the scaled size up
+        scale = float(round(scale)) if factor > 1 else 1.0
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+        box = (left / scale, top / scale, (left + w) / scale, (top + h) / scale)
+        crop = image.resize((size, size), Image.BICUBIC, box=box)
+    if flip:
+        crop = crop.transpose(Image.FLIP_LEFT_RIGHT)
+    return torch.frombuffer(bytearray(crop.tobytes()), dtype=torch.uint8).view(size, size, 3)
+
+
 class _Files(Dataset):
-    """Decodes one manifest file per item in a worker;
-    the transform's randomness is seeded by the item key.
+    """Decodes one manifest file per item in a worker: a seeded uint8 training crop for (index, step)
+    keys, ``eval_transform``'s float tensor for plain indices.
     """
 
     def __init__(
         self,
         paths: Sequence[str],
         labels: Sequence[int],
-        transform,
-        seed: int,
+        size: int,
+        augment: Augment | None = None,
+        eval_transform=None,
         border: Sequence[int] | None = None,
     ):
-        self.paths, self.labels, self.transform, self.seed = list(paths), list(labels), transform, seed
+        self.paths, self.labels, self.size = list(paths), list(labels), size
+        self.augment, self.eval_transform = augment, eval_transform
         self.border = list(border) if border is not None else None
 
     def __len__(self) -> int:
@@ -189,13 +267,17 @@ class _Files(Dataset):
 
     def __getitem__(self, key):
         index, step = key if isinstance(key, tuple) else (key, 0)
-        torch.manual_seed(self.seed * 1_000_003 + step * 10_007 + index)  # the crop of (step, image) is fixed
+        border = self.border[index] if self.border else 0
+        if self.augment is not None:
+            key = crop_key(self.augment.seed, step, index)
+            return decode_train_crop(self.paths[index], self.size, self.augment, key, border), self.labels[
+                index
+            ]
         with Image.open(self.paths[index]) as image:
             image = image.convert("RGB")
-            if self.border and self.border[index]:
-                b = self.border[index]
-                image = image.crop((b, b, image.width - b, image.height - b))
-            return self.transform(image), self.labels[index]
+            if border:
+                image = image.crop((border, border, image.width - border, image.height - border))
+            return self.eval_transform(image), self.labels[index]
 
 
 class _StepBatches(torch.utils.data.Sampler):
@@ -243,12 +325,15 @@ class StreamedImages:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def _files(self, transform, seed: int = 0) -> _Files:
-        return _Files(self.paths, self.labels.tolist(), transform, seed, self.border)
+    def _eval_files(self) -> _Files:
+        transform = eval_transform(self.size, self.mean, self.std)
+        return _Files(
+            self.paths, self.labels.tolist(), self.size, eval_transform=transform, border=self.border
+        )
 
     def eval_batches(self, batch_size: int) -> Iterator[torch.Tensor]:
         loader = DataLoader(
-            self._files(eval_transform(self.size, self.mean, self.std)),
+            self._eval_files(),
             batch_size=batch_size,
             shuffle=False,
             **self.loader.kwargs(),
@@ -257,41 +342,26 @@ class StreamedImages:
             yield images
 
     def train_batches(
-        self, start_step: int, batch_size: int, augment: Augment, rank: int = 0, world: int = 1
+        self,
+        start_step: int,
+        batch_size: int,
+        augment: Augment,
+        rank: int = 0,
+        world: int = 1,
+        device: torch.device | str = "cpu",
     ):
+        """Workers ship uint8 crops (a quarter of float's bytes, through pinned memory when set);
+        conversion and normalisation run on ``device``.
+        """
         sampler = _StepBatches(len(self.paths), batch_size, augment.seed, start_step, rank, world)
-        transform = train_transform(self.size, self.mean, self.std, augment)
-        yield from DataLoader(
-            self._files(transform, augment.seed), batch_sampler=sampler, **self.loader.kwargs()
-        )
+        files = _Files(self.paths, self.labels.tolist(), self.size, augment=augment, border=self.border)
+        for images, labels in DataLoader(files, batch_sampler=sampler, **self.loader.kwargs()):
+            images = images.to(device, non_blocking=True).permute(0, 3, 1, 2)  # NHWC -> NCHW, a view
+            yield normalize(images, self.mean, self.std).contiguous(), labels
 
     def sample_batches(self, batch_size: int, seed: int):
         sampler = _StepBatches(len(self.paths), min(batch_size, len(self.paths)), seed, 0, 0, 1)
-        yield from DataLoader(
-            self._files(eval_transform(self.size, self.mean, self.std), seed),
-            batch_sampler=sampler,
-            **self.loader.kwargs(),
-        )
-
-
-def train_transform(size: int, mean: Sequence[float], std: Sequence[float], augment: Augment):
-    """RandomResizedCrop (bicubic) + optional flip, then CLIP normalisation."""
-    from torchvision.transforms import v2
-
-    steps = [
-        v2.RandomResizedCrop(
-            size,
-            scale=augment.crop_scale,
-            ratio=augment.crop_ratio,
-            interpolation=v2.InterpolationMode.BICUBIC,
-            antialias=True,
-        )
-    ]
-    if augment.flip:
-        steps.append(v2.RandomHorizontalFlip())
-    return v2.Compose(
-        [*steps, v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
-    )
+        yield from DataLoader(self._eval_files(), batch_sampler=sampler, **self.loader.kwargs())
 
 
 def eval_transform(size: int, mean: Sequence[float], std: Sequence[float]):

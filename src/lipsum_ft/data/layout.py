@@ -7,6 +7,7 @@ dataset is written in the same layout, so one reader serves both.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,16 +86,17 @@ def read_split_file(layout: FolderLayout, domain: str, split: str) -> pd.DataFra
     path = layout.split_path(domain, split)
     if not path.is_file():
         raise DataInputError(f"split file {path} is missing (domain {domain!r}, split {split!r})")
-    rows = []
+    rows, root = [], str(layout.root)
+    # String operations, not pathlib: a Path per line made 600k DomainNet lines cost over a minute.
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         where = f"{path}:{number}"
         relative, label = parse_split_line(line, where)
-        parts = Path(relative).parts
+        parts = [part for part in relative.split("/") if part not in ("", ".")]
         if len(parts) < 2:
             raise DataInputError(f"{where}: path {relative!r} has no class folder")
-        rows.append((str(layout.root / relative), label, parts[-2], domain, split, where))
+        rows.append((os.path.join(root, *parts), label, parts[-2], domain, split, where))
     return pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
 
 

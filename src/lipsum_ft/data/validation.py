@@ -62,12 +62,31 @@ def decoded_size(path: str) -> tuple[int, int]:
         return (-1, -1)
 
 
+def files_exist(paths: Sequence[str]) -> list[bool]:
+    """``os.path.isfile`` of each path, from one directory listing per folder instead of one stat per file.
+
+    DomainNet keeps ~290 images per class folder: 2,070 listings replace 600k stats.
+    """
+    listed: dict[str, set[str]] = {}
+    out = []
+    for path in paths:
+        folder, name = os.path.split(path)
+        if folder not in listed:
+            try:
+                with os.scandir(folder or ".") as entries:
+                    listed[folder] = {e.name for e in entries if e.is_file()}  # follows links, as isfile
+            except OSError:  # missing folder, or not a folder
+                listed[folder] = set()
+        out.append(name in listed[folder])
+    return out
+
+
 def validation_frame(manifest: pd.DataFrame, rules: ValidationRules, progress: bool = True) -> pd.DataFrame:
     """The manifest plus the derived columns the suite checks (files are touched here, once)."""
     frame = manifest.copy()
     label_of = {name: i for i, name in enumerate(rules.classnames)}
     frame["expected_label"] = frame["class_name"].map(label_of).fillna(-1).astype("int64")
-    frame["file_exists"] = [os.path.isfile(p) for p in frame["path"]]
+    frame["file_exists"] = files_exist(frame["path"].tolist())
     frame["splits_of_path"] = frame.groupby("path")["split"].transform("nunique")
     frame["domain_split"] = frame["domain"].astype(str) + "/" + frame["split"].astype(str)
     frame["rows_in_domain_split"] = frame.groupby("domain_split")["path"].transform("size")

@@ -51,6 +51,7 @@ class TrainConfig:
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
     flip: bool = True
     eval_every: int = 50
+    log_every: int = 10  # loss and terms are read from the device every K steps (one host sync)
     eval_batch_size: int = 512
     checkpoint_every: int = 0  # 0: no checkpoints
     checkpoint_path: str | None = None
@@ -84,6 +85,45 @@ def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     with atomic_path(path) as temporary:
         torch.save(payload, temporary)
+
+
+@dataclass
+class PendingRow:
+    """One step's log row while its values still live on the device (read at the next flush)."""
+
+    step: int
+    values: dict[str, torch.Tensor]  # loss and terms, detached
+    lr: float
+
+
+def flush_rows(
+    fabric: Fabric, pending: list[PendingRow], checkpoint: Path | None, block_started: float, batch_size: int
+) -> list[dict[str, float]]:
+    """The log rows of ``pending`` read in one device-to-host copy (one all-reduce over ranks).
+
+    ``images_per_s`` of each row is the block's: its steps' wall time up to this read, which waits
+    for the device (per-step timers without a sync would time only the queueing of work).
+
+    Raises ``NonFiniteLossError`` naming the first step whose (global) loss is NaN/inf and every
+    term of that step; it runs before any checkpoint or validation of the block, so the last
+    checkpoint on disk predates the bad step.
+    """
+    flat = torch.stack([v.float() for row in pending for v in row.values.values()])
+    if fabric.world_size > 1:  # log the global batch, not rank 0's share
+        flat = fabric.all_reduce(flat, reduce_op="mean")
+    numbers, rows, position = flat.tolist(), [], 0
+    images_per_s = batch_size * len(pending) / (time.perf_counter() - block_started)
+    for row in pending:
+        values = dict(zip(row.values, numbers[position : position + len(row.values)], strict=True))
+        position += len(row.values)
+        if not math.isfinite(values["loss"]):
+            named = ", ".join(f"{k}={v:.4g}" for k, v in values.items() if k != "loss")
+            raise NonFiniteLossError(
+                f"non-finite loss at step {row.step}: loss={values['loss']} ({named}); "
+                f"last good checkpoint: {checkpoint}"
+            )
+        rows.append({"step": row.step, **values, "lr": row.lr, "images_per_s": images_per_s})
+    return rows
 
 
 def train_on_rank(
@@ -121,22 +161,18 @@ def train_on_rank(
     )
     augment = Augment(config.crop_scale, config.crop_ratio, config.flip, config.seed)
     batches = train_data.train_batches(
-        start, config.batch_size, augment, fabric.global_rank, fabric.world_size
+        start, config.batch_size, augment, fabric.global_rank, fabric.world_size, fabric.device
     )
+    pending: list[PendingRow] = []
     for step in bar:
-        started = time.perf_counter()
+        if not pending:
+            block_started = time.perf_counter()
         images, labels = next(batches)
         images, labels = (
             images.to(fabric.device, non_blocking=True),
             labels.to(fabric.device, non_blocking=True),
         )
         loss, terms = wrapped(images, labels, step)
-        if not torch.isfinite(loss):
-            named = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
-            raise NonFiniteLossError(
-                f"non-finite loss at step {step + 1}: loss={loss.item()} ({named}); "
-                f"last good checkpoint: {checkpoint}"
-            )
         optimizer.zero_grad(set_to_none=True)
         fabric.backward(loss)
         if config.grad_clip:
@@ -144,19 +180,31 @@ def train_on_rank(
         lr = optimizer.param_groups[0]["lr"]  # the lr this step uses (the scheduler then moves on)
         optimizer.step()
         scheduler.step()
-        logged = {"loss": loss.detach(), **terms}
-        if fabric.world_size > 1:  # log the global batch, not rank 0's share
-            logged = {k: fabric.all_reduce(v, reduce_op="mean") for k, v in logged.items()}
-        row = {"step": step + 1, **{k: v.item() for k, v in logged.items()}, "lr": lr}
-        row["images_per_s"] = config.batch_size / (time.perf_counter() - started)
-        if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
+        pending.append(
+            PendingRow(
+                step + 1,
+                {"loss": loss.detach(), **{k: v.detach() for k, v in terms.items()}},
+                lr,
+            )
+        )
+        evaluates = (step + 1) % config.eval_every == 0 or step + 1 == config.steps
+        saves = (
+            checkpoint is not None and config.checkpoint_every and (step + 1) % config.checkpoint_every == 0
+        )
+        if not (evaluates or saves or (step + 1) % config.log_every == 0 or step + 1 == config.steps):
+            continue
+        # the one host sync of the block; raises on NaN/inf
+        rows = flush_rows(fabric, pending, checkpoint, block_started, config.batch_size)
+        pending.clear()
+        row = rows[-1]
+        if evaluates:
             row["val_acc"] = validation_accuracy(module, val_data, config.eval_batch_size)
             if row["val_acc"] > result.best_val_acc:
                 result.best_val_acc, result.best_step = row["val_acc"], step + 1
                 result.best_state = _cpu_copy(module.trainable_state())
-        result.log.append(row)
+        result.log.extend(rows)
         bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{row['lr']:.2e}", img_s=f"{row['images_per_s']:.0f}")
-        if checkpoint is not None and config.checkpoint_every and (step + 1) % config.checkpoint_every == 0:
+        if saves:
             if fabric.is_global_zero:
                 save_checkpoint(
                     checkpoint,

@@ -1,0 +1,145 @@
+"""Training crops: the in-memory batches are pinned to a computation written here; the streamed
+crops are torchvision's RandomResizedCrop + flip draws, keyed by (seed, step, image), decoded at
+reduced JPEG scale only when the crop spans twice the output.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from lipsum_ft.data.images import (
+    Augment,
+    InMemoryImages,
+    LoaderSettings,
+    StreamedImages,
+    crop_key,
+    crop_params,
+    decode_train_crop,
+    draft_factor,
+)
+
+MEAN, STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
+
+
+def test_in_memory_training_batches_are_pinned_to_a_computation_written_here():
+    # DigitDomains trains on this path: its batches (and so the committed reports) must not move.
+    g = torch.Generator().manual_seed(5)
+    n, batch, seed, size = 11, 4, 3, 16
+    images = torch.randint(0, 256, (n, 3, size, size), generator=g, dtype=torch.uint8)
+    labels = torch.randint(0, 7, (n,), generator=g)
+    augment = Augment((0.3, 0.9), (0.6, 1.5), True, seed)
+    stream = InMemoryImages(images, labels, MEAN, STD).train_batches(0, batch, augment)
+    got = [next(stream) for _ in range(4)]  # 16 images: steps 2 and 3 cross the epoch boundary
+
+    order = torch.cat(
+        [
+            torch.randperm(n, generator=torch.Generator().manual_seed((seed + 7919) * 1_000_003 + e))
+            for e in (0, 1)
+        ]
+    )
+    for step, (x, y) in enumerate(got):
+        idx = order[step * batch : (step + 1) * batch]
+        mean, std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)
+        normed = (images[idx].float() / 255.0 - mean) / std
+        u = torch.rand(
+            (batch, 5), generator=torch.Generator().manual_seed((seed + 104729) * 1_000_003 + step)
+        )
+        area = 0.3 + 0.6 * u[:, 0]
+        aspect = torch.exp(math.log(0.6) + (math.log(1.5) - math.log(0.6)) * u[:, 1])
+        width, height = torch.sqrt(area * aspect).clamp(max=1.0), torch.sqrt(area / aspect).clamp(max=1.0)
+        theta = torch.zeros((batch, 2, 3))
+        theta[:, 0, 0] = width * torch.where(u[:, 4] < 0.5, -1.0, 1.0)
+        theta[:, 0, 2] = (1 - width) * (2 * u[:, 2] - 1)
+        theta[:, 1, 1] = height
+        theta[:, 1, 2] = (1 - height) * (2 * u[:, 3] - 1)
+        grid = F.affine_grid(theta, [batch, 3, size, size], align_corners=False)
+        want = F.grid_sample(normed, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+        assert torch.equal(x, want) and torch.equal(y, labels[idx])
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "scale", "ratio"),
+    [
+        (375, 500, (0.08, 1.0), (3 / 4, 4 / 3)),
+        (480, 310, (0.5, 1.0), (0.75, 1.3333)),
+        (40, 400, (0.9, 1.0), (0.9, 1.1)),
+    ],
+)
+def test_crop_draws_are_torchvisions_random_resized_crop_and_flip_seeded_alike(height, width, scale, ratio):
+    # The last case (a 10:1 strip, near-full area, square-ish ratio) exhausts the ten tries: the fallback.
+    from torchvision.transforms import v2
+
+    rrc = v2.RandomResizedCrop(224, scale=scale, ratio=ratio)
+    image = Image.new("RGB", (width, height))
+    fallbacks = 0
+    for key in range(200):
+        torch.manual_seed(key)
+        want = rrc.make_params([image])
+        flip = bool(torch.rand(1) < 0.5)  # v2.RandomHorizontalFlip applies when rand < p
+        got = crop_params(height, width, Augment(scale, ratio, True), torch.Generator().manual_seed(key))
+        assert got == (want["top"], want["left"], want["height"], want["width"], flip)
+        fallbacks += (want["height"], want["width"]) == (height, width) or want["height"] == height
+    if width / height > 5:
+        assert fallbacks == 200
+
+
+def test_no_flip_when_disabled_and_crops_keyed_by_seed_step_and_image():
+    g = torch.Generator
+    no_flip = [crop_params(300, 400, Augment(flip=False), g().manual_seed(k))[4] for k in range(50)]
+    assert not any(no_flip)
+    keys = {crop_key(s, t, i) for s in range(3) for t in range(40) for i in range(200)}
+    assert len(keys) == 3 * 40 * 200  # no two (seed, step, image) share a crop
+
+
+def smooth_jpeg(path, height: int, width: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (height // 40 + 2, width // 40 + 2, 3), dtype=np.uint8)
+    Image.fromarray(small).resize((width, height), Image.BICUBIC).save(path, quality=92)
+
+
+def test_draft_only_when_the_crop_spans_twice_the_output_and_pixels_stay_close(tmp_path):
+    assert [draft_factor(h, w, 224) for h, w in [(447, 900), (448, 449), (900, 1000), (1792, 1800)]] == [
+        1,
+        2,
+        4,
+        8,
+    ]
+    path = tmp_path / "big.jpg"
+    smooth_jpeg(path, 1000, 1200, seed=0)
+    augment = Augment((0.6, 1.0), (0.9, 1.1), False)
+    for key in range(6):  # crops of >= 0.6 of 1000x1200: every one is decoded at 1/2 or 1/4 scale
+        top, left, h, w, _ = crop_params(1000, 1200, augment, torch.Generator().manual_seed(key))
+        assert draft_factor(h, w, 224) >= 2
+        with Image.open(path) as image:
+            full = image.convert("RGB").resize((224, 224), Image.BICUBIC, box=(left, top, left + w, top + h))
+        got = decode_train_crop(str(path), 224, augment, key)
+        want = torch.from_numpy(np.asarray(full).copy())
+        assert got.dtype == torch.uint8 and got.shape == (224, 224, 3)
+        assert (got.float() - want.float()).abs().mean() < 2.0  # same region; DCT-domain downscale
+
+
+def test_streamed_batches_are_uint8_crops_normalised_at_the_end_and_resume_exactly(tmp_path):
+    paths = []
+    for i in range(6):
+        paths.append(str(tmp_path / f"{i}.jpg"))
+        smooth_jpeg(paths[-1], 300 + 37 * i, 420 - 23 * i, seed=i)
+    augment = Augment((0.2, 1.0), (3 / 4, 4 / 3), True, seed=9)
+    images = StreamedImages(paths, list(range(6)), 32, MEAN, STD, LoaderSettings(), border=[0, 0, 3, 0, 0, 0])
+    straight = images.train_batches(0, 4, augment)
+    first = [next(straight) for _ in range(3)]
+    resumed = next(images.train_batches(2, 4, augment))
+    assert torch.equal(first[2][0], resumed[0]) and torch.equal(first[2][1], resumed[1])
+    from lipsum_ft.data.images import global_indices
+
+    index = int(global_indices(6, 1, 4, 9)[0])
+    raw = decode_train_crop(paths[index], 32, augment, crop_key(9, 1, index), border=3 if index == 2 else 0)
+    mean, std = torch.tensor(MEAN).view(3, 1, 1), torch.tensor(STD).view(3, 1, 1)
+    torch.testing.assert_close(
+        first[1][0][0], (raw.permute(2, 0, 1).float() / 255 - mean) / std, rtol=0, atol=1e-6
+    )
