@@ -133,6 +133,8 @@ CASES = {
         {"column class_name has no missing values", LABEL_MATCH},
         RULES,
     ),
+    "null path": (edit(0, path=None), {"column path has no missing values", FILES_EXIST, SIZE}, RULES),
+    "null label": (edit(0, label=None), {"column label has no missing values", LABEL_MATCH}, RULES),
     "null split": (add_rows(1, split=None), {"column split has no missing values"}, RULES),
     "null domain": (add_rows(1, domain=None), {"column domain has no missing values"}, RULES),
     "label out of range": (edit(0, label=7), {LABEL_RANGE, LABEL_MATCH}, RULES),

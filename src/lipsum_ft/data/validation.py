@@ -54,6 +54,8 @@ class ManifestValidationError(DataInputError):
 
 def decoded_size(path: str) -> tuple[int, int]:
     """(width, height) of an image file, or (-1, -1) when it is missing or does not decode."""
+    if not isinstance(path, str):  # a missing path is its own rule's failure, not a crash here
+        return (-1, -1)
     try:
         with Image.open(path) as image:
             image.load()
@@ -67,7 +69,7 @@ def validation_frame(manifest: pd.DataFrame, rules: ValidationRules, progress: b
     frame = manifest.copy()
     label_of = {name: i for i, name in enumerate(rules.classnames)}
     frame["expected_label"] = frame["class_name"].map(label_of).fillna(-1).astype("int64")
-    frame["file_exists"] = [os.path.isfile(p) for p in frame["path"]]
+    frame["file_exists"] = [isinstance(p, str) and os.path.isfile(p) for p in frame["path"]]
     frame["splits_of_path"] = frame.groupby("path")["split"].transform("nunique")
     frame["domain_split"] = frame["domain"].astype(str) + "/" + frame["split"].astype(str)
     frame["rows_in_domain_split"] = frame.groupby("domain_split")["path"].transform("size")
