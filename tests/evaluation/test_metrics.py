@@ -9,6 +9,7 @@ import torch
 
 from lipsum_ft.evaluation.metrics import (
     accuracy,
+    classification_metrics,
     energy_gap,
     expected_calibration_error,
     group_logits,
@@ -151,3 +152,21 @@ def test_energy_gap_squares_differences_that_are_not_unit():
     # the absolute difference would give another value on these numbers
     absolute = ((features - zero) @ texts.T).abs().mean().item()
     assert abs(absolute - expected) > 0.1
+
+
+def test_classification_metrics_bundle_the_metrics_with_fifteen_bins_by_default():
+    logits, labels = binary_logits(CONFIDENCES, CORRECT)
+    metrics = classification_metrics(logits, labels)
+    assert metrics == {
+        "acc": pytest.approx(sum(CORRECT) / len(CORRECT)),
+        "nll": pytest.approx(
+            -sum(math.log(c if ok else 1 - c) for c, ok in zip(CONFIDENCES, CORRECT, strict=True)) / 14
+        ),
+        "ece": pytest.approx(ece_by_loops(CONFIDENCES, CORRECT, 15), rel=1e-5, abs=1e-6),
+        "n": 14,
+    }
+    assert expected_calibration_error(logits, labels) == pytest.approx(ece_by_loops(CONFIDENCES, CORRECT, 15))
+    assert len(reliability_bins(logits, labels)["count"]) == 15
+    assert classification_metrics(logits, labels, bins=5)["ece"] == pytest.approx(
+        ece_by_loops(CONFIDENCES, CORRECT, 5), rel=1e-5, abs=1e-6
+    )
