@@ -7,7 +7,7 @@ import torch
 
 from lipsum_ft.clip.backbone import new_model
 from lipsum_ft.clip.prompts import resolve_templates
-from lipsum_ft.clip.zeroshot import ClipClassifier, build_zeroshot_weights
+from lipsum_ft.clip.zeroshot import ClipClassifier, build_zeroshot_weights, classifier_for
 
 CLASSNAMES = [
     "zero",
@@ -76,3 +76,11 @@ def test_head_is_the_renormalised_mean_of_unit_prompt_features_written_out():
     for per_batch in (2, 5):  # batches that split the classes and one that does not
         ours = build_zeroshot_weights(model, tokenizer, names, templates, classes_per_batch=per_batch)
         torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_classifier_for_shares_the_tower_and_takes_weight_and_scale_from_the_head():
+    model, _ = new_model("TinyCLIP-ViT-P8-32", seed=0)
+    weight = torch.randn(128, 3)
+    classifier = classifier_for(model, {"weight": weight, "logit_scale": torch.tensor(7.5)})
+    assert classifier.visual is model.visual
+    assert torch.equal(classifier.head, weight) and classifier.logit_scale.item() == 7.5

@@ -119,8 +119,13 @@ def test_the_loss_gradient_is_cross_entropy_plus_the_weighted_regulariser(zero_s
         torch.testing.assert_close(t if t is not None else torch.zeros_like(expected), expected)
 
 
-@pytest.mark.parametrize("method", ["ft", *REGULARISED, "flyp"])
-def test_a_step_moves_the_image_tower_and_nothing_frozen(zero_shot, method):
+TERMS = {"ft": {"ce"}, "lp": {"ce"}, "lpft": {"ce"}, "flyp": {"contrastive"}} | {
+    m: {"ce", "reg"} for m in REGULARISED
+}
+
+
+@pytest.mark.parametrize("method", sorted(TERMS))
+def test_a_step_moves_the_trainable_parts_and_nothing_frozen(zero_shot, method):
     built = objective(zero_shot, method, dtype=torch.float32)
     reference = {k: v.clone() for k, v in built.reference.state_dict().items()}
     scale = built.classifier.logit_scale.clone()
@@ -133,7 +138,8 @@ def test_a_step_moves_the_image_tower_and_nothing_frozen(zero_shot, method):
     optimizer = adamw(decay_groups(built, 0.1), lr=1e-2, betas=(0.9, 0.999), eps=1e-8)
     images, labels = batch(torch.float32)
     built.train()
-    loss, _ = built(images, labels, 2)
+    loss, terms = built(images, labels, 2)
+    assert terms.keys() == TERMS[method]
     optimizer.zero_grad()
     loss.backward()
     assert all(p.grad is None for p in built.reference.parameters())
@@ -146,4 +152,87 @@ def test_a_step_moves_the_image_tower_and_nothing_frozen(zero_shot, method):
     if method == "flyp":
         assert built.student.logit_scale.item() == reference["logit_scale"].item()
     after = built.classifier.visual.state_dict()
-    assert any(not torch.equal(visual_before[k], after[k]) for k in after)
+    changed = any(not torch.equal(visual_before[k], after[k]) for k in after)
+    assert changed == (method != "lp")  # the linear probe's tower stays put
+
+
+def moved(zero_shot, method: str):
+    return objective(zero_shot, method, dtype=torch.float32)
+
+
+def test_l2sp_and_kd_values_written_out(zero_shot):
+    model = zero_shot[0]
+    images, _ = batch(torch.float32)
+    l2sp = moved(zero_shot, "l2sp")
+    start = dict(model.visual.named_parameters())
+    expected = sum(((p - start[n]) ** 2).sum() for n, p in l2sp.classifier.visual.named_parameters())
+    with torch.no_grad():
+        torch.testing.assert_close(l2sp.regulariser(images, None, 0), expected)
+        kd = moved(zero_shot, "kd")
+        tuned = F.normalize(kd.classifier.visual(images), dim=1)
+        zero = F.normalize(model.visual(images), dim=1)
+        per_image = [((tuned[i] - zero[i]) ** 2).sum() for i in range(len(images))]
+        torch.testing.assert_close(
+            kd.regulariser(images, tuned, 0), sum(per_image) / len(images), rtol=1e-4, atol=1e-7
+        )
+
+
+def test_carft_value_written_out(zero_shot):
+    import open_clip
+
+    model, spec, _ = zero_shot
+    carft = moved(zero_shot, "carft")
+    images, _ = batch(torch.float32)
+    tokenizer = open_clip.get_tokenizer(spec.name)
+    with torch.no_grad():
+        contexts = []
+        for template in TEMPLATES:  # a context: the template's prompts over every class, averaged
+            prompts = F.normalize(
+                model.encode_text(tokenizer([template.format(c) for c in CLASSNAMES])), dim=1
+            )
+            mean = prompts.mean(dim=0)
+            contexts.append(mean / mean.norm())
+        contexts = torch.stack(contexts)
+        tuned = F.normalize(carft.classifier.visual(images), dim=1)
+        zero = F.normalize(model.visual(images), dim=1)
+        p = (14.0 * tuned @ contexts.T).softmax(dim=1)
+        p0 = (14.0 * zero @ contexts.T).softmax(dim=1)
+        expected = (p0 * (p0.log() - p.log())).sum() / len(images)  # KL(p0 || p), mean over images
+        torch.testing.assert_close(carft.regulariser(images, tuned, 0), expected, rtol=1e-4, atol=1e-7)
+
+
+def test_flyp_loss_written_out(zero_shot):
+    import open_clip
+
+    from lipsum_ft.seeding import step_generator
+
+    model, spec, _ = zero_shot
+    flyp = moved(zero_shot, "flyp")
+    images, labels = batch(torch.float32)
+    tokenizer = open_clip.get_tokenizer(spec.name)
+    picks = torch.randint(len(TEMPLATES), (len(labels),), generator=step_generator(0, 5))
+    prompts = [
+        TEMPLATES[t].format(CLASSNAMES[y]) for y, t in zip(labels.tolist(), picks.tolist(), strict=True)
+    ]
+    with torch.no_grad():
+        image = F.normalize(flyp.student.visual(images), dim=1)
+        text = F.normalize(flyp.student.encode_text(tokenizer(prompts)), dim=1)
+        logits = 14.0 * image @ text.T
+        same = (labels[:, None] == labels[None, :]).float()
+        targets = same / same.sum(dim=1, keepdim=True)
+        expected = 0.5 * (
+            -(targets * logits.log_softmax(dim=1)).sum(dim=1).mean()
+            - (targets * logits.T.log_softmax(dim=1)).sum(dim=1).mean()
+        )
+        loss, terms = flyp(images, labels, 5)
+    torch.testing.assert_close(loss, expected, rtol=1e-4, atol=1e-6)
+    assert terms.keys() == {"contrastive"}
+
+
+def test_a_restored_trainable_state_is_the_saved_one(zero_shot):
+    for method in ("ft", "flyp"):
+        source, target = moved(zero_shot, method), objective(zero_shot, method, dtype=torch.float32)
+        state = {k: v.clone() for k, v in source.trainable_state().items()}
+        target.load_trainable_state(state)
+        after = target.trainable_state()
+        assert all(torch.equal(after[k], state[k]) for k in state)
