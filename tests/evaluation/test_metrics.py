@@ -9,6 +9,7 @@ import torch
 
 from lipsum_ft.evaluation.metrics import (
     accuracy,
+    classification_metrics,
     energy_gap,
     expected_calibration_error,
     group_logits,
@@ -74,3 +75,98 @@ def test_grouped_logits_take_the_max_over_each_group():
     grouped, mapped = group_logits(logits, torch.tensor([3, 4]), [[1, 3], [4]])
     assert torch.equal(grouped, torch.tensor([[5.0, 1.0], [1.0, 3.0]]))
     assert mapped.tolist() == [0, 1]
+
+
+def ece_by_loops(confidences: list[float], correct: list[bool], bins: int) -> float:
+    """ECE written out: right-closed bins ((b - 1) / B, b / B], the first one also holding 0."""
+    total, n = 0.0, len(confidences)
+    for b in range(bins):
+        low, high = b / bins, (b + 1) / bins
+        members = [i for i, c in enumerate(confidences) if (low < c <= high) or (b == 0 and c == 0)]
+        if members:
+            acc = sum(correct[i] for i in members) / len(members)
+            conf = sum(confidences[i] for i in members) / len(members)
+            total += len(members) / n * abs(acc - conf)
+    return total
+
+
+def binary_logits(confidences: list[float], correct: list[bool]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two-class logits whose softmax puts ``c`` on class 0; the label is 0 when the prediction is right."""
+    c = torch.tensor(confidences, dtype=torch.float64)
+    logits = torch.stack([torch.log(c), torch.log1p(-c)], dim=1)
+    return logits, torch.tensor([0 if ok else 1 for ok in correct])
+
+
+# Several samples per bin, bins of unequal accuracy, and two confidences of exactly 0.5 (one tie,
+# logits [0, 0]) that sit on a bin edge for even bin counts: right-closed and left-closed bins differ.
+CONFIDENCES = [0.52, 0.55, 0.58, 0.61, 0.64, 0.66, 0.71, 0.74, 0.83, 0.86, 0.88, 0.93, 0.97, 0.99]
+CORRECT = [True, False, False, True, True, False, True, True, True, False, True, True, True, True]
+
+
+@pytest.mark.parametrize("bins", [2, 4, 5, 10, 15])
+def test_ece_with_several_samples_per_bin_matches_a_loop_for_each_bin_count(bins):
+    logits, labels = binary_logits(CONFIDENCES, CORRECT)
+    logits = torch.cat([logits, torch.zeros(2, 2, dtype=torch.float64)])  # confidence exactly 0.5
+    labels = torch.cat([labels, torch.tensor([0, 1])])  # argmax of a tie is class 0: one right, one wrong
+    confidences = logits.softmax(dim=-1).max(dim=-1).values.tolist()
+    correct = [*CORRECT, True, False]
+    expected = ece_by_loops(confidences, correct, bins)
+    assert expected_calibration_error(logits, labels, bins=bins) == pytest.approx(
+        expected, rel=1e-5, abs=1e-6
+    )
+    table = reliability_bins(logits, labels, bins=bins)
+    assert len(table["count"]) == bins and sum(table["count"]) == len(correct)
+    assert max(table["count"]) >= 3  # the example does put several samples in a bin
+
+
+def test_ece_depends_on_the_bin_count():
+    logits, labels = binary_logits(CONFIDENCES, CORRECT)
+    values = {bins: expected_calibration_error(logits, labels, bins=bins) for bins in (2, 5, 15)}
+    assert len({round(v, 6) for v in values.values()}) == 3, values
+
+
+def test_nll_of_unnormalised_float16_logits_is_the_mean_log_softmax_of_the_label():
+    # rows shifted by different constants: log-probabilities only after a log-softmax
+    logits = torch.tensor([[2.0, -1.0, 0.5], [7.0, 9.0, 6.5], [-3.0, -2.5, -4.0], [0.0, 3.0, 1.0]])
+    labels = torch.tensor([0, 2, 1, 0])
+    expected = 0.0
+    for row, y in zip(logits.tolist(), labels.tolist(), strict=True):
+        log_z = math.log(sum(math.exp(v) for v in row))
+        expected += (log_z - row[y]) / len(logits)
+    assert nll(logits, labels) == pytest.approx(expected, rel=1e-6)
+    assert nll(logits.half(), labels) == pytest.approx(expected, rel=2e-3)
+
+
+def test_energy_gap_squares_differences_that_are_not_unit():
+    # two images, three texts, features that are not one-hot: differences of 0.3, -1.7, 2.5, ...
+    texts = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
+    features = torch.tensor([[0.9, -0.4], [0.2, 1.1]])
+    zero = torch.tensor([[0.6, 1.3], [-0.5, 0.4]])
+    expected = 0.0
+    for f, f0 in zip(features.tolist(), zero.tolist(), strict=True):
+        for t in texts.tolist():
+            e_theta = -(t[0] * f[0] + t[1] * f[1])
+            e_zero = -(t[0] * f0[0] + t[1] * f0[1])
+            expected += (e_theta - e_zero) ** 2 / 6
+    assert energy_gap(features, zero, texts) == pytest.approx(expected, rel=1e-6)
+    # the absolute difference would give another value on these numbers
+    absolute = ((features - zero) @ texts.T).abs().mean().item()
+    assert abs(absolute - expected) > 0.1
+
+
+def test_classification_metrics_bundle_the_metrics_with_fifteen_bins_by_default():
+    logits, labels = binary_logits(CONFIDENCES, CORRECT)
+    metrics = classification_metrics(logits, labels)
+    assert metrics == {
+        "acc": pytest.approx(sum(CORRECT) / len(CORRECT)),
+        "nll": pytest.approx(
+            -sum(math.log(c if ok else 1 - c) for c, ok in zip(CONFIDENCES, CORRECT, strict=True)) / 14
+        ),
+        "ece": pytest.approx(ece_by_loops(CONFIDENCES, CORRECT, 15), rel=1e-5, abs=1e-6),
+        "n": 14,
+    }
+    assert expected_calibration_error(logits, labels) == pytest.approx(ece_by_loops(CONFIDENCES, CORRECT, 15))
+    assert len(reliability_bins(logits, labels)["count"]) == 15
+    assert classification_metrics(logits, labels, bins=5)["ece"] == pytest.approx(
+        ece_by_loops(CONFIDENCES, CORRECT, 5), rel=1e-5, abs=1e-6
+    )

@@ -57,7 +57,7 @@ def test_evaluate_reports_every_variant_on_every_domain(chain):
         "lipsum",
         "tpgm-ft",
         "tpgm-lipsum",
-        "wise-ft-0.50",
+        "wise-ft-0.30",
         "wise-lipsum-1.00",
     } <= variants
     assert results.groupby("variant")["domain"].nunique().eq(6).all()
@@ -68,7 +68,7 @@ def test_evaluate_reports_every_variant_on_every_domain(chain):
     assert "lipsum.test.sketch.acc" in metrics and "ft.test.shift_mean.acc" in metrics
     assert metrics["zeroshot.test.photo.energy_gap"] == 0.0
     summary = (chain / "reports/summary.md").read_text()
-    assert "| lipsum |" in summary and "| wise-ft-0.50 |" in summary
+    assert "| lipsum |" in summary and "| wise-ft-0.30 |" in summary
     for plot in ("reliability", "wise_curve", "reference_vs_shift", "energy_gap"):
         assert (chain / f"reports/plots/{plot}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

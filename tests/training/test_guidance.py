@@ -56,6 +56,14 @@ def test_random_tokens_follow_the_paper():
     )  # the default strategy is this recipe
 
 
+def test_random_token_ids_cover_exactly_the_ids_below_sot():
+    # 4 million draws over 49406 ids: every id, 0 and SOT - 1 included, is drawn (each is missed with
+    # probability ~e^-81), so a range one id too wide (SOT or EOT inside a text) or too narrow shows.
+    inner = RandomTokens(num_texts=4000, length=1000, seed=1).tokens(step=3)[:, 1:-1]
+    assert inner.min() == 0 and inner.max() == SOT_TOKEN - 1
+    assert torch.bincount(inner.flatten(), minlength=SOT_TOKEN).count_nonzero() == SOT_TOKEN
+
+
 def test_random_words_are_whole_words_that_tokenize_back_to_themselves():
     guidance = RandomWords(num_texts=40, length=6, seed=2)
     tokens = guidance.tokens(step=7)

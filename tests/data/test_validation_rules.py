@@ -1,0 +1,199 @@
+"""Each rule of the manifest suite proven alone: a manifest that breaks exactly that rule.
+
+The failing set must be exactly the broken rule, so removing any rule from the suite makes its test
+fail (not only a message check). Two rules are implied by others and cannot break alone; their
+fixtures break the smallest set that contains them:
+- a path in two splits is also listed twice;
+- a label outside [0, K) with a known class name also disagrees with its class folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from lipsum_ft.data.validation import ManifestValidationError, ValidationRules, validate_manifest
+
+CLASSES = ("cat", "dog")
+DOMAINS = ("photo", "sketch")
+SPLITS = ("train", "test")
+RULES = ValidationRules(
+    classnames=CLASSES, domains=DOMAINS, splits=SPLITS, image_size=8, min_rows_per_domain_split=2
+)
+PARTIAL = ValidationRules(
+    classnames=CLASSES,
+    domains=DOMAINS,
+    splits=SPLITS,
+    image_size=8,
+    min_rows_per_domain_split=2,
+    partial_domains=("sketch",),
+)
+FILES_EXIST = "every listed file exists"
+UNIQUE = "every path is listed once"
+TWO_SPLITS = "no path is in two splits"
+LABEL_RANGE = "labels lie in [0, 2)"
+LABEL_MATCH = "each label matches its class folder (class_name <-> label one-to-one)"
+KNOWN_CLASS = "class folders are known class names"
+SIZE = "sampled files decode as 8x8 images"
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
+    """Two domains x two splits x two classes x two 8x8 PNGs (4 rows per domain/split), all valid."""
+    root = tmp_path_factory.mktemp("rules")
+    rows = []
+    for domain in DOMAINS:
+        for split in SPLITS:
+            for label, name in enumerate(CLASSES):
+                for i in range(2):
+                    path = root / domain / name / f"{split}{i}.png"
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    Image.new("RGB", (8, 8), (40 * i, 90, 200)).save(path)
+                    rows.append(
+                        (str(path), label, name, domain, split, f"{domain}_{split}.txt:{len(rows) + 1}")
+                    )
+    for i in range(2):  # valid images no row lists yet
+        Image.new("RGB", (8, 8)).save(root / f"extra{i}.png")
+    small = root / "small.png"  # decodes, but 4x4
+    Image.new("RGB", (4, 4)).save(small)
+    manifest = pd.DataFrame(rows, columns=["path", "label", "class_name", "domain", "split", "source"])
+    return root, manifest
+
+
+def failed_rules(manifest: pd.DataFrame, rules: ValidationRules = RULES) -> set[str]:
+    try:
+        validate_manifest(manifest, rules, progress=False)
+    except ManifestValidationError as error:
+        return {
+            item["expectation_config"]["meta"]["rule"]
+            for item in error.report["results"]
+            if not item["success"]
+        }
+    return set()
+
+
+def where(manifest: pd.DataFrame, domain: str, split: str) -> pd.Index:
+    return manifest.index[(manifest["domain"] == domain) & (manifest["split"] == split)]
+
+
+def edit(row: int, **values) -> Callable[[Path, pd.DataFrame], pd.DataFrame]:
+    def apply(root: Path, manifest: pd.DataFrame) -> pd.DataFrame:
+        for column, value in values.items():
+            manifest[column] = manifest[column].astype(object)
+            manifest.at[row, column] = value(root) if callable(value) else value
+        return manifest
+
+    return apply
+
+
+def add_rows(
+    count: int = 1, new_files: bool = True, **values
+) -> Callable[[Path, pd.DataFrame], pd.DataFrame]:
+    """``count`` copies of row 0 with ``values`` set; ``new_files``: each lists an unlisted valid image."""
+
+    def apply(root: Path, manifest: pd.DataFrame) -> pd.DataFrame:
+        rows = []
+        for i in range(count):
+            row = manifest.iloc[0].to_dict() | {"source": f"extra.txt:{i + 1}"} | values
+            if new_files:
+                row["path"] = str(root / f"extra{i}.png")
+            rows.append(row)
+        return pd.concat([manifest, pd.DataFrame(rows)], ignore_index=True)
+
+    return apply
+
+
+def drop_class(domain: str, name: str) -> Callable[[Path, pd.DataFrame], pd.DataFrame]:
+    def apply(root: Path, manifest: pd.DataFrame) -> pd.DataFrame:
+        gone = (manifest["domain"] == domain) & (manifest["class_name"] == name)
+        return manifest[~gone].reset_index(drop=True)
+
+    return apply
+
+
+def drop_domain_split(domain: str, split: str) -> Callable[[Path, pd.DataFrame], pd.DataFrame]:
+    def apply(root: Path, manifest: pd.DataFrame) -> pd.DataFrame:
+        return manifest.drop(where(manifest, domain, split)).reset_index(drop=True)
+
+    return apply
+
+
+def missing_file(root: Path) -> str:
+    return str(root / "nowhere.png")
+
+
+# one (breakage, the exact set of rules it must fail, the rules) per rule; row 0 is photo/train/cat
+CASES = {
+    "null class name": (
+        edit(0, class_name=None),
+        {"column class_name has no missing values", LABEL_MATCH},
+        RULES,
+    ),
+    "null path": (edit(0, path=None), {"column path has no missing values", FILES_EXIST, SIZE}, RULES),
+    "null label": (edit(0, label=None), {"column label has no missing values", LABEL_MATCH}, RULES),
+    "null split": (add_rows(1, split=None), {"column split has no missing values"}, RULES),
+    "null domain": (add_rows(1, domain=None), {"column domain has no missing values"}, RULES),
+    "label out of range": (edit(0, label=7), {LABEL_RANGE, LABEL_MATCH}, RULES),
+    # the label of an unknown class can only be -1 (agreeing) or a known one (disagreeing); in a
+    # domain that must hold exactly the classes, the stray name also breaks that rule: use a partial one
+    "unknown class name": (edit(8, class_name="cow", label=-1), {KNOWN_CLASS, LABEL_RANGE}, PARTIAL),
+    "label of another class": (edit(0, label=1), {LABEL_MATCH}, RULES),
+    "unknown split": (add_rows(2, split="val"), {"splits are among ['train', 'test']"}, RULES),
+    "unknown domain": (add_rows(2, domain="quickdraw"), {"domains are among ['photo', 'sketch']"}, RULES),
+    "path listed twice in one split": (add_rows(1, new_files=False), {UNIQUE}, RULES),
+    "path in two splits": (add_rows(1, new_files=False, split="test"), {UNIQUE, TWO_SPLITS}, RULES),
+    # a missing file cannot decode either
+    "missing file": (edit(0, path=missing_file), {FILES_EXIST, SIZE}, RULES),
+    "domain/split without rows": (
+        drop_domain_split("sketch", "test"),
+        {"every (domain, split) has rows"},
+        RULES,
+    ),
+    "class missing from a domain": (drop_class("sketch", "dog"), {"domain 'sketch' has every class"}, RULES),
+    "image of the wrong size": (edit(0, path=lambda r: str(r / "small.png")), {SIZE}, RULES),
+}
+
+
+def test_the_unbroken_manifest_passes_every_rule(tree):
+    root, manifest = tree
+    assert failed_rules(manifest.copy()) == set()
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_each_breakage_fails_exactly_its_rules(tree, case):
+    root, manifest = tree
+    breakage, expected, rules = CASES[case]
+    assert failed_rules(breakage(root, manifest.copy()), rules) == expected
+
+
+def test_too_few_rows_in_one_domain_split_fails_only_the_row_count(tree):
+    root, manifest = tree
+    # photo/test keeps one image: photo's train split still has every class, but 1 < 2 rows
+    keep = manifest.drop(where(manifest, "photo", "test")[1:]).reset_index(drop=True)
+    assert failed_rules(keep) == {"every (domain, split) has at least 2 rows"}
+
+
+def test_required_pairs_limit_the_pairs_that_must_have_rows(tree):
+    root, manifest = tree
+    dropped = drop_domain_split("sketch", "test")(root, manifest.copy())
+    rules = ValidationRules(
+        classnames=CLASSES,
+        domains=DOMAINS,
+        splits=SPLITS,
+        image_size=8,
+        min_rows_per_domain_split=2,
+        required_pairs=("photo/train", "photo/test", "sketch/train"),
+    )
+    assert failed_rules(dropped, rules) == set()
+    assert failed_rules(drop_domain_split("sketch", "train")(root, manifest.copy()), rules) == {
+        "every (domain, split) has rows"
+    }
+
+
+def test_a_partial_domain_may_miss_classes(tree):
+    root, manifest = tree
+    assert failed_rules(drop_class("sketch", "dog")(root, manifest.copy()), PARTIAL) == set()
