@@ -20,20 +20,45 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from lipsum_ft.data.errors import DataInputError
 from lipsum_ft.seeding import step_generator
 
 
+class ImageDecodeError(DataInputError):
+    """An image file did not decode; names the file, its split-file line and the decoder's error."""
+
+
+def read_rgb(path: str, where: str | None = None) -> Image.Image:
+    """The decoded RGB image at ``path``; any decoder failure becomes an ``ImageDecodeError`` naming
+    ``path``, ``where`` (the split-file line that lists it) and the decoder's own message.
+    """
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        listed = f" (listed at {where})" if where else ""
+        raise ImageDecodeError(
+            f"cannot decode image {path}{listed}: {type(error).__name__}: {error}"
+        ) from error
+
+
 def decode_images(
-    paths: Sequence[str], size: int, progress: bool = True, desc: str = "decode"
+    paths: Sequence[str],
+    size: int,
+    progress: bool = True,
+    desc: str = "decode",
+    sources: Sequence[str] | None = None,
 ) -> torch.Tensor:
-    """uint8 tensor (N, 3, size, size); images of another size are resized bicubically."""
+    """uint8 tensor (N, 3, size, size); images of another size are resized bicubically.
+
+    ``sources`` (the split-file line of each path) go into the error of a file that does not decode.
+    """
     out = torch.empty((len(paths), 3, size, size), dtype=torch.uint8)
     for i, path in enumerate(tqdm(paths, desc=desc, unit="img", disable=not progress, mininterval=1.0)):
-        with Image.open(path) as image:
-            image = image.convert("RGB")
-            if image.size != (size, size):
-                image = image.resize((size, size), Image.BICUBIC)
-            out[i] = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
+        image = read_rgb(path, sources[i] if sources is not None else None)
+        if image.size != (size, size):
+            image = image.resize((size, size), Image.BICUBIC)
+        out[i] = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
     return out
 
 
@@ -180,9 +205,11 @@ class _Files(Dataset):
         transform,
         seed: int,
         border: Sequence[int] | None = None,
+        sources: Sequence[str] | None = None,
     ):
         self.paths, self.labels, self.transform, self.seed = list(paths), list(labels), transform, seed
         self.border = list(border) if border is not None else None
+        self.sources = list(sources) if sources is not None else None
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -190,12 +217,11 @@ class _Files(Dataset):
     def __getitem__(self, key):
         index, step = key if isinstance(key, tuple) else (key, 0)
         torch.manual_seed(self.seed * 1_000_003 + step * 10_007 + index)  # the crop of (step, image) is fixed
-        with Image.open(self.paths[index]) as image:
-            image = image.convert("RGB")
-            if self.border and self.border[index]:
-                b = self.border[index]
-                image = image.crop((b, b, image.width - b, image.height - b))
-            return self.transform(image), self.labels[index]
+        image = read_rgb(self.paths[index], self.sources[index] if self.sources else None)
+        if self.border and self.border[index]:
+            b = self.border[index]
+            image = image.crop((b, b, image.width - b, image.height - b))
+        return self.transform(image), self.labels[index]
 
 
 class _StepBatches(torch.utils.data.Sampler):
@@ -236,15 +262,17 @@ class StreamedImages:
         std: Sequence[float],
         loader: LoaderSettings = LoaderSettings(),
         border: Sequence[int] | None = None,
+        sources: Sequence[str] | None = None,
     ):
         self.paths, self.labels = list(paths), torch.as_tensor(list(labels), dtype=torch.long)
         self.size, self.mean, self.std, self.loader, self.border = size, mean, std, loader, border
+        self.sources = sources  # split-file line of each path, for decode errors
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def _files(self, transform, seed: int = 0) -> _Files:
-        return _Files(self.paths, self.labels.tolist(), transform, seed, self.border)
+        return _Files(self.paths, self.labels.tolist(), transform, seed, self.border, self.sources)
 
     def eval_batches(self, batch_size: int) -> Iterator[torch.Tensor]:
         loader = DataLoader(
@@ -335,10 +363,15 @@ def load_split(
         if part.empty:
             raise ValueError(f"the manifest has no rows for domain {domain!r} in split {split!r}")
         labels = torch.tensor(part["label"].to_numpy(), dtype=torch.long)
+        sources = part["source"].tolist() if "source" in part.columns else None
         if mode == "memory":
             out[domain] = InMemoryImages(
                 decode_images(
-                    part["path"].tolist(), size, progress=progress, desc=f"decode {split}/{domain}"
+                    part["path"].tolist(),
+                    size,
+                    progress=progress,
+                    desc=f"decode {split}/{domain}",
+                    sources=sources,
                 ),
                 labels,
                 mean,
@@ -347,7 +380,7 @@ def load_split(
         elif mode == "stream":
             border = part["border"].tolist() if "border" in part.columns else None
             out[domain] = StreamedImages(
-                part["path"].tolist(), labels.tolist(), size, mean, std, loader, border
+                part["path"].tolist(), labels.tolist(), size, mean, std, loader, border, sources
             )
         else:
             raise ValueError(f"unknown image loading mode {mode!r}; valid: memory, stream")

@@ -7,6 +7,7 @@ dataset is written in the same layout, so one reader serves both.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +81,27 @@ def parse_split_line(line: str, where: str) -> tuple[str, int]:
     return relative, label
 
 
+def confined_path(root: Path, relative: str, where: str) -> str:
+    """``root / relative`` normalised, refused unless it stays inside ``root``, symlinks resolved too.
+
+    Normalising makes ``a/../b/x.png`` and ``b/x.png`` one path, so the leakage check compares files,
+    not spellings; resolving catches a symlink under the root that points out of it.
+    """
+    if os.path.isabs(relative):
+        raise DataInputError(f"{where}: path {relative!r} is absolute; split files list paths under the root")
+    joined = os.path.normpath(os.path.join(root, relative))
+    if os.path.relpath(joined, root).split(os.sep)[0] == os.pardir:
+        raise DataInputError(f"{where}: path {relative!r} leaves the dataset root {root}")
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(joined)
+    if os.path.commonpath([real_root, real]) != real_root:
+        raise DataInputError(
+            f"{where}: path {relative!r} resolves to {real}, outside the dataset root {real_root} "
+            "(a symlink pointing out of the root)"
+        )
+    return joined
+
+
 def read_split_file(layout: FolderLayout, domain: str, split: str) -> pd.DataFrame:
     """Rows of one (domain, split); class_name is the image's parent folder, as in DomainNet."""
     path = layout.split_path(domain, split)
@@ -91,10 +113,11 @@ def read_split_file(layout: FolderLayout, domain: str, split: str) -> pd.DataFra
             continue
         where = f"{path}:{number}"
         relative, label = parse_split_line(line, where)
-        parts = Path(relative).parts
+        image = confined_path(layout.root, relative, where)
+        parts = Path(os.path.relpath(image, layout.root)).parts
         if len(parts) < 2:
             raise DataInputError(f"{where}: path {relative!r} has no class folder")
-        rows.append((str(layout.root / relative), label, parts[-2], domain, split, where))
+        rows.append((image, label, parts[-2], domain, split, where))
     return pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
 
 
