@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def digit_tree(tmp_path: Path):
-    """A small real DigitDomains tree (two domains, 70 digits: every class in every split) in the DomainNet layout, and its layout."""
+    """A small real DigitDomains tree (two domains, 70 digits: every class in every split), and its layout."""
     from lipsum_ft.data.digit_domains import DigitDomainsConfig, write_digit_domains
     from lipsum_ft.data.layout import FolderLayout
 

@@ -92,7 +92,7 @@ class InterruptedWritesHook:
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
-        for name in catalog.keys():
+        for name in list(catalog):
             path = _filepath(catalog, name)
             if path is not None:
                 recover(path)
