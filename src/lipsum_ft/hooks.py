@@ -101,7 +101,8 @@ class InterruptedWritesHook:
             path = _filepath(catalog, name)
             if path is not None:
                 folders.setdefault(path.parent, []).append(path.name)
-        pipeline_name = run_params.get("pipeline_name")
+        names = run_params.get("pipeline_names") or [run_params.get("pipeline_name")]
+        pipeline_name = "+".join(n for n in names if n) or None
         self._markers = []
         for folder, names in folders.items():
             marker = incomplete_marker(folder, pipeline_name)
