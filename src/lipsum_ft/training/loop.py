@@ -58,9 +58,8 @@ class TrainConfig:
     eval_batch_size: int = 512
     checkpoint_every: int = 0  # 0: no checkpoints
     checkpoint_path: str | None = None
-    resume: bool | str = (
-        False  # True: a checkpoint must exist; "auto": resume if one exists; False: start afresh
-    )
+    # True: a checkpoint must exist; "auto": resume when one exists; False: start afresh
+    resume: bool | str = False
     progress: bool = True
     identity: dict[str, Any] = field(default_factory=dict)  # settings beyond this config that shape the run
 
