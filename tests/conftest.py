@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def digit_tree(tmp_path: Path):
-    """A small real DigitDomains tree (two domains, 40 digits) in the DomainNet layout, and its layout."""
+    """A small real DigitDomains tree (two domains, 70 digits: every class in every split), and its layout."""
     from lipsum_ft.data.layout import FolderLayout
     from lipsum_ft.digit_domains import DigitDomainsConfig, write_digit_domains
 
@@ -29,7 +29,7 @@ def digit_tree(tmp_path: Path):
             root=root,
             domains=("photo", "sketch"),
             split_fractions={"train": 0.5, "test": 0.5},
-            max_digits=40,
+            max_digits=70,
         ),
         progress=False,
     )

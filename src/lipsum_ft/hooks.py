@@ -6,10 +6,13 @@ exception is a ``SystemExit`` subclass, which Kedro's CLI turns into a message a
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
+from lipsum_ft.io.atomic import atomic_path, recover
 from lipsum_ft.params import ParameterError, validate_parameters
 
 
@@ -60,3 +63,60 @@ class MissingInputsHook:
             f"missing input(s) {', '.join(missing)}: run `kedro run --pipeline={' / '.join(first)}` first "
             "(or `kedro run` for the whole chain)"
         )
+
+
+def _filepath(catalog, name: str) -> Path | None:
+    try:
+        path = getattr(catalog[name], "_filepath", None)
+    except Exception:  # a dataset Kedro cannot build is reported by Kedro itself
+        return None
+    return Path(path) if path is not None else None
+
+
+def incomplete_marker(folder: Path, pipeline_name: str | None) -> Path:
+    """The file that says a run of ``pipeline_name`` writing into ``folder`` has not finished."""
+    return folder / f"INCOMPLETE.{pipeline_name or '__default__'}"
+
+
+class InterruptedWritesHook:
+    """Recover from killed writers, and mark a multi-file output set that a run has not finished.
+
+    Before a run: every catalog path gets ``recover`` (a folder swapped out by a killed save comes
+    back; dead writers' temporaries go). Then each folder the run writes into gets an
+    ``INCOMPLETE.<pipeline>`` file listing its outputs there; it is removed only when the run
+    succeeds, so a report set left half old, half new (a kill during ``evaluate``) says so.
+    """
+
+    def __init__(self) -> None:
+        self._markers: list[Path] = []
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
+        for name in list(catalog):
+            path = _filepath(catalog, name)
+            if path is not None:
+                recover(path)
+        folders: dict[Path, list[str]] = {}
+        for name in sorted(pipeline.all_outputs()):
+            path = _filepath(catalog, name)
+            if path is not None:
+                folders.setdefault(path.parent, []).append(path.name)
+        names = run_params.get("pipeline_names") or [run_params.get("pipeline_name")]
+        pipeline_name = "+".join(n for n in names if n) or None
+        self._markers = []
+        for folder, names in folders.items():
+            marker = incomplete_marker(folder, pipeline_name)
+            with atomic_path(marker) as temporary:
+                temporary.write_text(
+                    f"`kedro run --pipeline={pipeline_name or '__default__'}` started "
+                    f"{time.strftime('%Y-%m-%d %H:%M:%S')} and has not finished: these files may "
+                    f"still be from an earlier run: {', '.join(names)}\n",
+                    encoding="utf-8",
+                )
+            self._markers.append(marker)
+
+    @hook_impl
+    def after_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
+        for marker in self._markers:
+            marker.unlink(missing_ok=True)
+        self._markers = []

@@ -6,10 +6,12 @@ A wrong key or value fails at start-up with the dotted key named, instead of dee
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from collections.abc import Mapping
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -21,7 +23,34 @@ from pydantic import (
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: no float setting anywhere accepts inf or NaN (e.g. lr=inf)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def _ordered_range(low_bound: float, high_bound: float | None, what: str):
+    """A ``[low, high]`` pair with ``low_bound < low <= high`` (and ``high <= high_bound`` when given)."""
+
+    def check(pair: tuple[float, float]) -> tuple[float, float]:
+        low, high = pair
+        if not (low_bound < low <= high and (high_bound is None or high <= high_bound)):
+            upper = f" <= {high_bound}" if high_bound is not None else ""
+            raise ValueError(
+                f"{what} must be [low, high] with {low_bound} < low <= high{upper}; got {list(pair)}"
+            )
+        return pair
+
+    return AfterValidator(check)
+
+
+def _unit_interval_open_above(pair: tuple[float, float]) -> tuple[float, float]:
+    if not all(0.0 <= b < 1.0 for b in pair):
+        raise ValueError(f"Adam betas must each lie in [0, 1); got {list(pair)}")
+    return pair
+
+
+CropScale = Annotated[tuple[float, float], _ordered_range(0.0, 1.0, "a crop scale (area fraction)")]
+CropRatio = Annotated[tuple[float, float], _ordered_range(0.0, None, "a crop aspect ratio")]
+Betas = Annotated[tuple[float, float], AfterValidator(_unit_interval_open_above)]
 
 
 class LayoutParams(_Strict):
@@ -131,7 +160,7 @@ class PretrainParams(_Strict):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.1, ge=0)
     warmup_fraction: float = Field(0.1, ge=0, lt=1)
-    crop_scale: tuple[float, float] = (0.5, 1.0)
+    crop_scale: CropScale = (0.5, 1.0)
     flip: bool = False
     max_logit_scale: float = Field(100.0, gt=0)
     captions: CaptionParams | None = None
@@ -178,8 +207,8 @@ Method = Literal["ft", "lp", "lpft", "l2sp", "kd", "carft", "flyp", "lipsum"]
 class AugmentParams(_Strict):
     """Random-resized-crop + flip, at the model's input size."""
 
-    crop_scale: tuple[float, float] = (0.08, 1.0)
-    crop_ratio: tuple[float, float] = (0.75, 4 / 3)
+    crop_scale: CropScale = (0.08, 1.0)
+    crop_ratio: CropRatio = (0.75, 4 / 3)
     flip: bool = True
 
 
@@ -252,7 +281,7 @@ class FinetuneParams(_Strict):
         Method, PositiveFloat
     ] = {}  # a method's own peak lr (a linear probe needs a far larger one)
     weight_decay: float = Field(0.0, ge=0)
-    betas: tuple[float, float] = (0.9, 0.999)
+    betas: Betas = (0.9, 0.999)
     eps: float = Field(1e-8, gt=0)
     warmup_fraction: float = Field(0.1, ge=0, lt=1)
     grad_clip: float | None = Field(None, gt=0)
@@ -266,7 +295,7 @@ class FinetuneParams(_Strict):
     eval_batch_size: PositiveInt = 512
     checkpoint_every: int = Field(0, ge=0)
     checkpoint_dir: str = "data/06_models/checkpoints"
-    resume: bool = False
+    resume: bool | Literal["auto"] = False  # auto: continue when a checkpoint of this run exists
     progress: bool = True
     lipsum: LipsumParams = LipsumParams()
     l2sp: CoefficientParams = CoefficientParams()
@@ -281,6 +310,15 @@ class FinetuneParams(_Strict):
 
     def lr_for(self, method: str) -> float:
         return self.lr_by_method.get(method, self.lr)
+
+    @model_validator(mode="after")
+    def _train_and_val_differ(self) -> FinetuneParams:
+        if self.train_split == self.val_split:
+            raise ValueError(
+                f"finetune.train_split and finetune.val_split are both {self.train_split!r}: "
+                "model selection must not use the training split"
+            )
+        return self
 
     @model_validator(mode="after")
     def _batch_splits_over_devices(self) -> FinetuneParams:
@@ -402,9 +440,34 @@ class ParameterError(ValueError):
     """A parameter failed validation; the message names the dotted key and the reason."""
 
 
+def _test_split_stays_unseen(validated: Mapping[str, BaseModel]) -> list[str]:
+    """The split ``evaluate`` reports on is never trained on or selected on, by any pipeline."""
+    if "evaluate" not in validated:
+        return []
+    test = validated["evaluate"].split
+    used = {
+        "finetune.train_split": getattr(validated.get("finetune"), "train_split", None),
+        "finetune.val_split": getattr(validated.get("finetune"), "val_split", None),
+        "posthoc.val_split": getattr(validated.get("posthoc"), "val_split", None),
+    }
+    return [
+        f"{key}: must not be the test split evaluate.split={test!r} (got {value!r})"
+        for key, value in used.items()
+        if value == test
+    ]
+
+
 def validate_parameters(params: Mapping[str, Any]) -> dict[str, BaseModel]:
-    """Validate every known top-level parameter group present in ``params``; raise naming each bad key."""
+    """Validate every parameter group in ``params``; raise naming each bad or unknown key.
+
+    An unknown top-level key (e.g. ``--params finetun.lr=-1``) is an error, not silently ignored.
+    """
     validated, problems = {}, []
+    for group in params:
+        if group not in PARAMETER_MODELS:
+            close = difflib.get_close_matches(str(group), PARAMETER_MODELS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            problems.append(f"{group}: unknown parameter group (known: {', '.join(PARAMETER_MODELS)}){hint}")
     for group, model in PARAMETER_MODELS.items():
         if group not in params:
             continue
@@ -414,6 +477,7 @@ def validate_parameters(params: Mapping[str, Any]) -> dict[str, BaseModel]:
             for item in error.errors():
                 key = ".".join(str(p) for p in (group, *item["loc"]))
                 problems.append(f"{key}: {item['msg']} (got {item.get('input')!r})")
+    problems += _test_split_stays_unseen(validated)
     if problems:
         raise ParameterError("invalid parameters:\n  " + "\n  ".join(problems))
     return validated

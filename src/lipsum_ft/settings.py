@@ -2,9 +2,10 @@
 
 from kedro.config import OmegaConfigLoader
 
-from lipsum_ft.hooks import MissingInputsHook, ValidateParametersHook
+from lipsum_ft.hooks import InterruptedWritesHook, MissingInputsHook, ValidateParametersHook
 
-HOOKS = (ValidateParametersHook(), MissingInputsHook())
+# pluggy calls the last registered first: interrupted writes are recovered before inputs are checked
+HOOKS = (ValidateParametersHook(), MissingInputsHook(), InterruptedWritesHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

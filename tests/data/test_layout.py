@@ -19,7 +19,7 @@ def test_manifest_lists_every_split_file_line(digit_tree):
         for d in digit_tree.domains
         for s in digit_tree.splits
     )
-    assert len(manifest) == lines == 80  # 40 digits x 2 domains
+    assert len(manifest) == lines == 140  # 70 digits x 2 domains
     assert set(manifest["domain"]) == {"photo", "sketch"}
     assert set(manifest["split"]) == {"train", "test"}
     first = manifest.iloc[0]
@@ -54,3 +54,46 @@ def test_malformed_line_names_file_and_line(digit_tree):
     split_file.write_text("\n".join(lines) + "\n")
     with pytest.raises(DataInputError, match=r"photo_train\.txt:3: label 'seven' is not an integer"):
         read_manifest(digit_tree)
+
+
+def _append_line(layout, line: str) -> int:
+    """Append ``line`` to photo_train.txt; return its 1-based line number."""
+    path = layout.split_path("photo", "train")
+    lines = path.read_text().splitlines() + [line]
+    path.write_text("\n".join(lines) + "\n")
+    return len(lines)
+
+
+@pytest.mark.parametrize(
+    ("relative", "reason"),
+    [
+        ("../outside/zero/x.png", "leaves the dataset root"),
+        ("photo/../../outside/zero/x.png", "leaves the dataset root"),
+        ("/etc/zero/passwd", "is absolute"),
+    ],
+)
+def test_paths_outside_the_root_are_refused_with_the_line(digit_tree, relative, reason):
+    number = _append_line(digit_tree, f"{relative} 0")
+    with pytest.raises(DataInputError, match=rf"photo_train\.txt:{number}: path .* {reason}"):
+        read_manifest(digit_tree)
+
+
+def test_symlink_pointing_out_of_the_root_is_refused(digit_tree, tmp_path):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "secret.png").write_bytes(b"not yours")
+    (digit_tree.root / "photo" / "zero" / "link.png").symlink_to(outside / "secret.png")
+    number = _append_line(digit_tree, "photo/zero/link.png 0")
+    with pytest.raises(DataInputError, match=rf"photo_train\.txt:{number}: .*outside the dataset root"):
+        read_manifest(digit_tree)
+
+
+def test_manifest_paths_are_normalised(digit_tree):
+    first = digit_tree.split_path("photo", "train").read_text().splitlines()[0].split()[0]
+    domain, folder, name = first.split("/")
+    _append_line(digit_tree, f"{domain}/zero/../{folder}/./{name} 3")
+    manifest = read_manifest(digit_tree)
+    photo_train = manifest[(manifest["split"] == "train") & (manifest["domain"] == "photo")]
+    paths = photo_train["path"].tolist()
+    assert paths[-1] == str(digit_tree.root / first) == paths[0]
+    assert photo_train["class_name"].iloc[-1] == folder

@@ -77,16 +77,44 @@ def test_class_missing_from_one_domain(digit_tree):
         kept = [line for line in path.read_text().splitlines() if "/three/" not in line]
         path.write_text("\n".join(kept) + "\n")
     message = failure_message(digit_tree)
-    assert "domain 'sketch' has every class" in message
-    assert "missing 'three'" in message
+    assert "sketch/train (domain/split) has every class: missing 'three'" in message
+    assert "sketch/test (domain/split) has every class: missing 'three'" in message
+
+
+def test_class_missing_from_one_split_of_one_domain(digit_tree):
+    # the domain as a whole still has every class, so a per-domain rule would pass this
+    path = digit_tree.split_path("photo", "test")
+    kept = [line for line in path.read_text().splitlines() if "/seven/" not in line]
+    path.write_text("\n".join(kept) + "\n")
+    message = failure_message(digit_tree)
+    assert "photo/test (domain/split) has every class: missing 'seven'" in message
+    assert "photo/train" not in message and "sketch/" not in message
 
 
 def test_corrupt_png(digit_tree):
     original = edit_line(digit_tree, "sketch", "train", 3, lambda line: line)
     (digit_tree.root / original.split()[0]).write_bytes(b"\x89PNG\r\n\x1a\n not really an image")
     message = failure_message(digit_tree)
-    assert "sampled files decode as 32x32 images" in message
-    assert re.search(r"sketch_train\.txt:3 -> decoded_width=-1", message)
+    path = digit_tree.root / original.split()[0]
+    # the rule names the file, its split-file line and PIL's own message, not a size
+    assert re.search(
+        rf"sampled files decode .*sketch_train\.txt:3 -> decode_error={re.escape(str(path))}: "
+        r"UnidentifiedImageError: cannot identify image file",
+        message,
+    )
+    assert "decoded_width" not in message
+
+
+def test_path_spelled_two_ways_in_two_splits(digit_tree):
+    train_line = digit_tree.split_path("photo", "train").read_text().splitlines()[0]
+    relative, label = train_line.split()
+    domain, folder, name = relative.split("/")
+    other = "zero" if folder != "zero" else "one"
+    test_file = digit_tree.split_path("photo", "test")
+    test_file.write_text(test_file.read_text() + f"{domain}/{other}/../{folder}/{name} {label}\n")
+    message = failure_message(digit_tree)
+    assert "no path is in two splits" in message
+    assert "photo_train.txt:1" in message and "photo_test.txt:" in message
 
 
 def test_path_in_two_splits(digit_tree):

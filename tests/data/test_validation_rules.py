@@ -107,9 +107,11 @@ def add_rows(
     return apply
 
 
-def drop_class(domain: str, name: str) -> Callable[[Path, pd.DataFrame], pd.DataFrame]:
+def drop_class(domain: str, split: str, name: str) -> Callable[[Path, pd.DataFrame], pd.DataFrame]:
     def apply(root: Path, manifest: pd.DataFrame) -> pd.DataFrame:
-        gone = (manifest["domain"] == domain) & (manifest["class_name"] == name)
+        gone = (
+            (manifest["domain"] == domain) & (manifest["split"] == split) & (manifest["class_name"] == name)
+        )
         return manifest[~gone].reset_index(drop=True)
 
     return apply
@@ -133,7 +135,7 @@ CASES = {
         {"column class_name has no missing values", LABEL_MATCH},
         RULES,
     ),
-    "null path": (edit(0, path=None), {"column path has no missing values", FILES_EXIST, SIZE}, RULES),
+    "null path": (edit(0, path=None), {"column path has no missing values", FILES_EXIST}, RULES),
     "null label": (edit(0, label=None), {"column label has no missing values", LABEL_MATCH}, RULES),
     "null split": (add_rows(1, split=None), {"column split has no missing values"}, RULES),
     "null domain": (add_rows(1, domain=None), {"column domain has no missing values"}, RULES),
@@ -146,14 +148,19 @@ CASES = {
     "unknown domain": (add_rows(2, domain="quickdraw"), {"domains are among ['photo', 'sketch']"}, RULES),
     "path listed twice in one split": (add_rows(1, new_files=False), {UNIQUE}, RULES),
     "path in two splits": (add_rows(1, new_files=False, split="test"), {UNIQUE, TWO_SPLITS}, RULES),
-    # a missing file cannot decode either
-    "missing file": (edit(0, path=missing_file), {FILES_EXIST, SIZE}, RULES),
+    # a missing file is reported once, by its own rule (not again as a file that does not decode)
+    "missing file": (edit(0, path=missing_file), {FILES_EXIST}, RULES),
     "domain/split without rows": (
         drop_domain_split("sketch", "test"),
-        {"every (domain, split) has rows"},
+        # a required pair with no rows has none of the classes either
+        {"every (domain, split) has rows", "sketch/test (domain/split) has every class"},
         RULES,
     ),
-    "class missing from a domain": (drop_class("sketch", "dog"), {"domain 'sketch' has every class"}, RULES),
+    "class missing from one split of a domain": (
+        drop_class("sketch", "test", "dog"),
+        {"sketch/test (domain/split) has every class"},
+        RULES,
+    ),
     "image of the wrong size": (edit(0, path=lambda r: str(r / "small.png")), {SIZE}, RULES),
 }
 
@@ -170,11 +177,14 @@ def test_each_breakage_fails_exactly_its_rules(tree, case):
     assert failed_rules(breakage(root, manifest.copy()), rules) == expected
 
 
-def test_too_few_rows_in_one_domain_split_fails_only_the_row_count(tree):
+def test_too_few_rows_in_one_domain_split_fails_the_row_count(tree):
     root, manifest = tree
     # photo/test keeps one image: photo's train split still has every class, but 1 < 2 rows
     keep = manifest.drop(where(manifest, "photo", "test")[1:]).reset_index(drop=True)
-    assert failed_rules(keep) == {"every (domain, split) has at least 2 rows"}
+    assert failed_rules(keep) == {
+        "every (domain, split) has at least 2 rows",
+        "photo/test (domain/split) has every class",  # one image cannot hold every class
+    }
 
 
 def test_required_pairs_limit_the_pairs_that_must_have_rows(tree):
@@ -190,10 +200,13 @@ def test_required_pairs_limit_the_pairs_that_must_have_rows(tree):
     )
     assert failed_rules(dropped, rules) == set()
     assert failed_rules(drop_domain_split("sketch", "train")(root, manifest.copy()), rules) == {
-        "every (domain, split) has rows"
+        "every (domain, split) has rows",
+        "sketch/train (domain/split) has every class",
     }
 
 
 def test_a_partial_domain_may_miss_classes(tree):
     root, manifest = tree
-    assert failed_rules(drop_class("sketch", "dog")(root, manifest.copy()), PARTIAL) == set()
+    without_dog = drop_class("sketch", "test", "dog")(root, manifest.copy())
+    without_dog = drop_class("sketch", "train", "dog")(root, without_dog)
+    assert failed_rules(without_dog, PARTIAL) == set()

@@ -48,15 +48,43 @@ def test_data_pipeline_writes_validated_manifest(kedro_project):
 def test_broken_tree_stops_the_run_and_keeps_the_old_manifest(kedro_project):
     run(kedro_project, "data")
     manifest_file = kedro_project / "data/02_intermediate/manifest.parquet"
-    before = manifest_file.read_bytes()
+    info_file = kedro_project / "data/01_raw/dataset_info.json"  # a DVC output: only a valid run writes it
+    before, info_before = manifest_file.read_bytes(), info_file.read_bytes()
     split_file = kedro_project / "data/01_raw/digit_domains/photo_test.txt"
-    split_file.write_text(split_file.read_text() + "photo/zero/not_there.png 0\n")
+    original = split_file.read_text()
+    split_file.write_text(original + "photo/zero/not_there.png 0\n")
     with pytest.raises(ManifestValidationError, match=r"photo_test\.txt:\d+ -> file_exists=False"):
         run(kedro_project, "data")
     assert manifest_file.read_bytes() == before
+    assert info_file.read_bytes() == info_before
+    # the folders the failed run writes into say so, and the next good run clears the marks
+    marker = kedro_project / "data/02_intermediate/INCOMPLETE.data"
+    assert "manifest.parquet" in marker.read_text()
+    split_file.write_text(original)
+    run(kedro_project, "data")
+    assert not list(kedro_project.glob("data/*/INCOMPLETE.*"))
 
 
 def test_bad_parameter_is_named_before_any_node_runs(kedro_project):
     with pytest.raises(InvalidParameters, match=r"data\.source"):
         run(kedro_project, "data", data={"source": "imagenet21k"})
     assert not (kedro_project / "data/01_raw/dataset_info.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"finetune": {"lr": float("inf")}}, r"finetune\.lr: Input should be a finite number"),
+        (
+            {"finetune": {"augment": {"crop_scale": [1.0, -0.5]}}},
+            r"finetune\.augment\.crop_scale: .*\[1\.0, -0\.5\]",
+        ),
+        ({"finetune": {"betas": [2, 0.999]}}, r"finetune\.betas: .*betas must each lie in \[0, 1\)"),
+        ({"finetune": {"train_split": "test"}}, r"finetune\.train_split: must not be the test split"),
+        ({"posthoc": {"val_split": "test"}}, r"posthoc\.val_split: must not be the test split"),
+        ({"finetun": {"lr": -1}}, r"finetun: unknown parameter group .*did you mean 'finetune'"),
+    ],
+)
+def test_settings_that_used_to_slip_through_are_named(kedro_project, overrides, named):
+    with pytest.raises(InvalidParameters, match=named):
+        run(kedro_project, "finetune", **overrides)

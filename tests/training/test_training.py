@@ -96,7 +96,7 @@ def test_resume_equals_the_uninterrupted_run(setup, tmp_path, monkeypatch):
     monkeypatch.setattr(type(interrupted), "forward", crash_at_step_5)
     with pytest.raises(KeyboardInterrupt):
         fit(interrupted, setup[3], setup[4], config(checkpoint_every=2, checkpoint_path=str(checkpoint)))
-    assert torch.load(checkpoint, weights_only=False)["step"] == 4
+    assert torch.load(checkpoint, weights_only=True)["step"] == 4
     monkeypatch.setattr(type(interrupted), "forward", original_forward)
     resumed = fit(
         make(setup),
@@ -127,9 +127,12 @@ def test_non_finite_loss_names_step_and_terms_and_keeps_the_last_checkpoint(setu
     objective = make(setup)
     plant_nan(objective, monkeypatch, at_step=3)
     checkpoint = tmp_path / "ckpt.pt"
-    with pytest.raises(NonFiniteLossError, match=r"step 4: loss=nan \(ce=[\d.]+, reg=nan\)"):
+    with pytest.raises(
+        NonFiniteLossError,
+        match=rf"step 4: loss=nan \(ce=[\d.]+, reg=nan\); last good checkpoint: {checkpoint} \(step 3\)",
+    ):
         fit(objective, setup[3], setup[4], config(checkpoint_every=1, checkpoint_path=str(checkpoint)))
-    saved = torch.load(checkpoint, weights_only=False)
+    saved = torch.load(checkpoint, weights_only=True)
     assert saved["step"] == 3 and all(torch.isfinite(v).all() for v in saved["trainable"].values())
 
 

@@ -20,20 +20,48 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from lipsum_ft.data.errors import DataInputError
 from lipsum_ft.seeding import step_generator
 
 
+class ImageDecodeError(DataInputError):
+    """An image file did not decode; names the file, its split-file line and the decoder's error."""
+
+
+def read_rgb(path: str, where: str | None = None) -> Image.Image:
+    """The decoded RGB image at ``path``; any decoder failure becomes an ``ImageDecodeError`` naming
+    ``path``, ``where`` (the split-file line that lists it) and the decoder's own message.
+    """
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        raise decode_error(path, where, error) from error
+
+
+def decode_error(path: str, where: str | None, error: BaseException) -> ImageDecodeError:
+    """The error for a file that does not decode: its path, its split-file line, the decoder's message."""
+    listed = f" (listed at {where})" if where else ""
+    return ImageDecodeError(f"cannot decode image {path}{listed}: {type(error).__name__}: {error}")
+
+
 def decode_images(
-    paths: Sequence[str], size: int, progress: bool = True, desc: str = "decode"
+    paths: Sequence[str],
+    size: int,
+    progress: bool = True,
+    desc: str = "decode",
+    sources: Sequence[str] | None = None,
 ) -> torch.Tensor:
-    """uint8 tensor (N, 3, size, size); images of another size are resized bicubically."""
+    """uint8 tensor (N, 3, size, size); images of another size are resized bicubically.
+
+    ``sources`` (the split-file line of each path) go into the error of a file that does not decode.
+    """
     out = torch.empty((len(paths), 3, size, size), dtype=torch.uint8)
     for i, path in enumerate(tqdm(paths, desc=desc, unit="img", disable=not progress, mininterval=1.0)):
-        with Image.open(path) as image:
-            image = image.convert("RGB")
-            if image.size != (size, size):
-                image = image.resize((size, size), Image.BICUBIC)
-            out[i] = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
+        image = read_rgb(path, sources[i] if sources is not None else None)
+        if image.size != (size, size):
+            image = image.resize((size, size), Image.BICUBIC)
+        out[i] = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
     return out
 
 
@@ -257,10 +285,12 @@ class _Files(Dataset):
         augment: Augment | None = None,
         eval_transform=None,
         border: Sequence[int] | None = None,
+        sources: Sequence[str] | None = None,
     ):
         self.paths, self.labels, self.size = list(paths), list(labels), size
         self.augment, self.eval_transform = augment, eval_transform
         self.border = list(border) if border is not None else None
+        self.sources = list(sources) if sources is not None else None
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -268,16 +298,18 @@ class _Files(Dataset):
     def __getitem__(self, key):
         index, step = key if isinstance(key, tuple) else (key, 0)
         border = self.border[index] if self.border else 0
+        where = self.sources[index] if self.sources else None
         if self.augment is not None:
             key = crop_key(self.augment.seed, step, index)
-            return decode_train_crop(self.paths[index], self.size, self.augment, key, border), self.labels[
-                index
-            ]
-        with Image.open(self.paths[index]) as image:
-            image = image.convert("RGB")
-            if border:
-                image = image.crop((border, border, image.width - border, image.height - border))
-            return self.eval_transform(image), self.labels[index]
+            try:
+                crop = decode_train_crop(self.paths[index], self.size, self.augment, key, border)
+            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+                raise decode_error(self.paths[index], where, error) from error
+            return crop, self.labels[index]
+        image = read_rgb(self.paths[index], where)
+        if border:
+            image = image.crop((border, border, image.width - border, image.height - border))
+        return self.eval_transform(image), self.labels[index]
 
 
 class _StepBatches(torch.utils.data.Sampler):
@@ -318,9 +350,11 @@ class StreamedImages:
         std: Sequence[float],
         loader: LoaderSettings = LoaderSettings(),
         border: Sequence[int] | None = None,
+        sources: Sequence[str] | None = None,
     ):
         self.paths, self.labels = list(paths), torch.as_tensor(list(labels), dtype=torch.long)
         self.size, self.mean, self.std, self.loader, self.border = size, mean, std, loader, border
+        self.sources = sources  # split-file line of each path, for decode errors
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -328,7 +362,12 @@ class StreamedImages:
     def _eval_files(self) -> _Files:
         transform = eval_transform(self.size, self.mean, self.std)
         return _Files(
-            self.paths, self.labels.tolist(), self.size, eval_transform=transform, border=self.border
+            self.paths,
+            self.labels.tolist(),
+            self.size,
+            eval_transform=transform,
+            border=self.border,
+            sources=self.sources,
         )
 
     def eval_batches(self, batch_size: int) -> Iterator[torch.Tensor]:
@@ -354,7 +393,14 @@ class StreamedImages:
         conversion and normalisation run on ``device``.
         """
         sampler = _StepBatches(len(self.paths), batch_size, augment.seed, start_step, rank, world)
-        files = _Files(self.paths, self.labels.tolist(), self.size, augment=augment, border=self.border)
+        files = _Files(
+            self.paths,
+            self.labels.tolist(),
+            self.size,
+            augment=augment,
+            border=self.border,
+            sources=self.sources,
+        )
         for images, labels in DataLoader(files, batch_sampler=sampler, **self.loader.kwargs()):
             images = images.to(device, non_blocking=True).permute(0, 3, 1, 2)  # NHWC -> NCHW, a view
             yield normalize(images, self.mean, self.std).contiguous(), labels
@@ -405,10 +451,15 @@ def load_split(
         if part.empty:
             raise ValueError(f"the manifest has no rows for domain {domain!r} in split {split!r}")
         labels = torch.tensor(part["label"].to_numpy(), dtype=torch.long)
+        sources = part["source"].tolist() if "source" in part.columns else None
         if mode == "memory":
             out[domain] = InMemoryImages(
                 decode_images(
-                    part["path"].tolist(), size, progress=progress, desc=f"decode {split}/{domain}"
+                    part["path"].tolist(),
+                    size,
+                    progress=progress,
+                    desc=f"decode {split}/{domain}",
+                    sources=sources,
                 ),
                 labels,
                 mean,
@@ -417,7 +468,7 @@ def load_split(
         elif mode == "stream":
             border = part["border"].tolist() if "border" in part.columns else None
             out[domain] = StreamedImages(
-                part["path"].tolist(), labels.tolist(), size, mean, std, loader, border
+                part["path"].tolist(), labels.tolist(), size, mean, std, loader, border, sources
             )
         else:
             raise ValueError(f"unknown image loading mode {mode!r}; valid: memory, stream")

@@ -81,22 +81,45 @@ def parse_split_line(line: str, where: str) -> tuple[str, int]:
     return relative, label
 
 
+def confined_path(root: str, relative: str, where: str, real_root: str | None = None) -> str:
+    """``root / relative`` normalised, refused unless it stays inside ``root``, symlinks resolved too.
+
+    Normalising makes ``a/../b/x.png`` and ``b/x.png`` one path, so the leakage check compares files,
+    not spellings; resolving catches a symlink under the root that points out of it.
+    """
+    if os.path.isabs(relative):
+        raise DataInputError(f"{where}: path {relative!r} is absolute; split files list paths under the root")
+    joined = os.path.normpath(os.path.join(root, relative))
+    if os.path.relpath(joined, root).split(os.sep)[0] == os.pardir:
+        raise DataInputError(f"{where}: path {relative!r} leaves the dataset root {root}")
+    real_root = real_root or os.path.realpath(root)
+    real = os.path.realpath(joined)
+    if os.path.commonpath([real_root, real]) != real_root:
+        raise DataInputError(
+            f"{where}: path {relative!r} resolves to {real}, outside the dataset root {real_root} "
+            "(a symlink pointing out of the root)"
+        )
+    return joined
+
+
 def read_split_file(layout: FolderLayout, domain: str, split: str) -> pd.DataFrame:
     """Rows of one (domain, split); class_name is the image's parent folder, as in DomainNet."""
     path = layout.split_path(domain, split)
     if not path.is_file():
         raise DataInputError(f"split file {path} is missing (domain {domain!r}, split {split!r})")
     rows, root = [], str(layout.root)
+    real_root = os.path.realpath(root)
     # String operations, not pathlib: a Path per line made 600k DomainNet lines cost over a minute.
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         where = f"{path}:{number}"
         relative, label = parse_split_line(line, where)
-        parts = [part for part in relative.split("/") if part not in ("", ".")]
+        image = confined_path(root, relative, where, real_root)
+        parts = os.path.relpath(image, root).split(os.sep)
         if len(parts) < 2:
             raise DataInputError(f"{where}: path {relative!r} has no class folder")
-        rows.append((os.path.join(root, *parts), label, parts[-2], domain, split, where))
+        rows.append((image, label, parts[-2], domain, split, where))
     return pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
 
 

@@ -34,6 +34,7 @@ class ValidationRules:
     partial_domains: tuple[
         str, ...
     ] = ()  # domains covering a subset of the classes (ImageNet-R/-A, ObjectNet)
+    partial_pairs: tuple[str, ...] = ()  # "domain/split" pairs that may miss classes (a carved val slice)
     required_pairs: tuple[str, ...] | None = (
         None  # "domain/split" pairs that must have rows; None: every combination
     )
@@ -52,16 +53,16 @@ class ManifestValidationError(DataInputError):
         self.report = report
 
 
-def decoded_size(path: str) -> tuple[int, int]:
-    """(width, height) of an image file, or (-1, -1) when it is missing or does not decode."""
+def decode_check(path: str) -> tuple[int, int, str]:
+    """(width, height, "") of an image file, or (-1, -1, "<path>: <decoder's error>") if it fails."""
     if not isinstance(path, str):  # a missing path is its own rule's failure, not a crash here
-        return (-1, -1)
+        return (-1, -1, f"{path!r}: not a path")
     try:
         with Image.open(path) as image:
             image.load()
-            return image.size
-    except (OSError, ValueError, Image.DecompressionBombError):
-        return (-1, -1)
+            return (*image.size, "")
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        return (-1, -1, f"{path}: {type(error).__name__}: {error}")
 
 
 def files_exist(paths: Sequence[str]) -> list[bool]:
@@ -92,18 +93,29 @@ def validation_frame(manifest: pd.DataFrame, rules: ValidationRules, progress: b
     label_of = {name: i for i, name in enumerate(rules.classnames)}
     frame["expected_label"] = frame["class_name"].map(label_of).fillna(-1).astype("int64")
     frame["file_exists"] = files_exist(frame["path"].tolist())
-    frame["splits_of_path"] = frame.groupby("path")["split"].transform("nunique")
+    # one file under two spellings (a symlink inside the root) is still one file in two splits
+    frame["real_path"] = [os.path.realpath(p) if isinstance(p, str) else p for p in frame["path"]]
+    frame["splits_of_path"] = frame.groupby("real_path")["split"].transform("nunique")
     frame["domain_split"] = frame["domain"].astype(str) + "/" + frame["split"].astype(str)
     frame["rows_in_domain_split"] = frame.groupby("domain_split")["path"].transform("size")
     sample = frame.index.to_numpy()
     if rules.decode_sample is not None and rules.decode_sample < len(sample):
         sample = np.sort(np.random.default_rng(rules.seed).choice(sample, rules.decode_sample, replace=False))
-    sizes = [
-        decoded_size(frame.at[i, "path"])
+    checks = [
+        decode_check(frame.at[i, "path"])
         for i in tqdm(sample, desc="decode images", unit="img", disable=not progress)
+        if frame.at[i, "file_exists"]  # a missing file is reported once, by its own rule
     ]
-    frame["decoded_width"] = pd.Series([w for w, _ in sizes], index=sample, dtype="float64")
-    frame["decoded_height"] = pd.Series([h for _, h in sizes], index=sample, dtype="float64")
+    decoded = [i for i in sample if frame.at[i, "file_exists"]]
+    # a file that does not decode has no size: NaN keeps it out of the size rule, the decode rule names it
+    frame["decoded_width"] = pd.Series(
+        [w if w >= 0 else np.nan for w, _, _ in checks], index=decoded, dtype="float64"
+    )
+    frame["decoded_height"] = pd.Series(
+        [h if h >= 0 else np.nan for _, h, _ in checks], index=decoded, dtype="float64"
+    )
+    frame["decode_error"] = pd.Series([e for _, _, e in checks], index=decoded, dtype="object").fillna("")
+    frame["decode_error"] = frame["decode_error"].fillna("")
     return frame
 
 
@@ -162,22 +174,34 @@ def build_suite(rules: ValidationRules) -> list[Any]:
             meta={"rule": f"every (domain, split) has at least {rules.min_rows_per_domain_split} rows"},
         ),
     ]
+    pairs = (
+        rules.required_pairs
+        if rules.required_pairs is not None
+        else tuple(f"{d}/{s}" for d in rules.domains for s in rules.splits)
+    )
     expectations += [
         E.ExpectColumnDistinctValuesToEqualSet(
             column="class_name",
             value_set=list(rules.classnames),
-            row_condition=Column("domain") == domain,
-            meta={"rule": f"domain {domain!r} has every class"},
+            row_condition=Column("domain_split") == pair,
+            meta={"rule": f"{pair} (domain/split) has every class"},
         )
-        for domain in rules.domains
-        if domain not in rules.partial_domains
+        for pair in pairs
+        if pair.split("/", 1)[0] not in rules.partial_domains and pair not in rules.partial_pairs
     ]
     low, high = (rules.image_size, rules.image_size) if rules.image_size else (1, None)
     size_rule = (
         f"sampled files decode as {rules.image_size}x{rules.image_size} images"
         if rules.image_size
-        else "sampled files decode as images"
+        else "sampled files have a positive size"
     )
+    expectations += [
+        E.ExpectColumnValuesToBeInSet(
+            column="decode_error",
+            value_set=[""],
+            meta={"rule": "sampled files decode (file: decoder's error)"},
+        )
+    ]
     expectations += [
         E.ExpectColumnValuesToBeBetween(column=c, min_value=low, max_value=high, meta={"rule": size_rule})
         for c in ("decoded_width", "decoded_height")

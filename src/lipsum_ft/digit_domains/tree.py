@@ -24,6 +24,7 @@ from lipsum_ft.digit_domains.config import (
 )
 from lipsum_ft.digit_domains.render import image_rng, render_image
 from lipsum_ft.digit_domains.splits import assign_splits, select_digits, source_digits
+from lipsum_ft.io.atomic import recover, swap_in
 
 
 def _image_relpath(domain: str, label: int, digit_index: int) -> str:
@@ -130,39 +131,24 @@ def _check_replaceable(root: Path) -> None:
         )
 
 
-def _swap_into_place(staged: Path, root: Path) -> None:
-    """Replace ``root`` by ``staged`` with renames, restoring the old tree if the swap fails."""
-    retired = root.with_name(f"{root.name}.old-{secrets.token_hex(4)}")
-    had_old = root.exists()
-    if had_old:
-        os.replace(root, retired)
-    try:
-        os.replace(staged, root)
-    except BaseException:
-        if had_old:
-            os.replace(retired, root)
-        raise
-    if had_old:
-        shutil.rmtree(retired, ignore_errors=True)
-
-
 def write_digit_domains(config: DigitDomainsConfig, progress: bool = True) -> dict:
     """Write (or reuse) the DigitDomains tree at ``config.root``, atomically.
 
     Rendering happens in a temporary sibling folder that replaces the root only when
     complete, so readers never see a half-written tree and a failure leaves the old one.
     """
+    recover(config.root)  # a tree swap or render killed earlier: restore the old tree, drop temporaries
     if _stamp_matches(config):
         stamp = json.loads((config.root / STAMP_FILE).read_text(encoding="utf-8"))
         return _summary(config, stamp.get("num_images", 0), regenerated=False)
     root = config.root
     _check_replaceable(root)
     root.parent.mkdir(parents=True, exist_ok=True)
-    staged = root.with_name(f"{root.name}.tmp-{secrets.token_hex(4)}")
+    staged = root.with_name(f".{root.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
     staged.mkdir()
     try:
         num_images = _render_tree(config, staged, progress)
-        _swap_into_place(staged, root)
+        swap_in(staged, root)
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise

@@ -8,6 +8,8 @@ batch; each rank then takes its own slice of it. Images come from ``lipsum_ft.da
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import math
 import tempfile
 import time
@@ -22,11 +24,13 @@ from tqdm.auto import tqdm
 
 from lipsum_ft.data.images import Augment, InMemoryImages, StreamedImages
 from lipsum_ft.evaluation.metrics import accuracy
-from lipsum_ft.io.atomic import atomic_path
+from lipsum_ft.training.checkpoint import load_checkpoint, save_checkpoint
 from lipsum_ft.training.objectives import Objective
+from lipsum_ft.training.preemption import Preempted, PreemptionFlag, preemption_signals
 from lipsum_ft.training.schedule import adamw, decay_groups, warmup_cosine
 
 ImageSet = InMemoryImages | StreamedImages
+log = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -55,8 +59,26 @@ class TrainConfig:
     eval_batch_size: int = 512
     checkpoint_every: int = 0  # 0: no checkpoints
     checkpoint_path: str | None = None
-    resume: bool = False
+    # True: a checkpoint must exist; "auto": resume when one exists; False: start afresh
+    resume: bool | str = False
     progress: bool = True
+    identity: dict[str, Any] = field(default_factory=dict)  # settings beyond this config that shape the run
+
+
+# What ``run_identity`` leaves out: how and where the run executes, not what it computes.
+NOT_IDENTITY = frozenset(
+    {"accelerator", "devices", "eval_batch_size", "checkpoint_every", "checkpoint_path", "resume", "progress"}
+)
+
+
+def run_identity(config: TrainConfig) -> dict[str, Any]:
+    """Every setting that shapes the trained weights: this config's (less NOT_IDENTITY), ``identity``."""
+    own = {
+        f.name: getattr(config, f.name)
+        for f in dataclasses.fields(config)
+        if f.name not in NOT_IDENTITY and f.name != "identity"
+    }
+    return {"train": own, **config.identity}
 
 
 @dataclass
@@ -82,9 +104,26 @@ def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
 
 
-def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    with atomic_path(path) as temporary:
-        torch.save(payload, temporary)
+def _checkpoint_payload(step: int, module, optimizer, scheduler, result: TrainResult) -> dict[str, Any]:
+    return {
+        "step": step,
+        "trainable": _cpu_copy(module.trainable_state()),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": torch.get_rng_state(),
+        "best_state": result.best_state,
+        "best_step": result.best_step,
+        "best_val_acc": result.best_val_acc,
+        "log": result.log,
+    }
+
+
+def _stop_requested(fabric: Fabric, preemption: PreemptionFlag) -> bool:
+    """Whether any rank got a preemption signal (ranks must stop at the same step)."""
+    if fabric.world_size == 1:
+        return preemption.requested
+    flag = torch.tensor(float(preemption.requested), device=fabric.device)
+    return bool(fabric.all_reduce(flag, reduce_op="sum").item() > 0)
 
 
 @dataclass
@@ -97,7 +136,7 @@ class PendingRow:
 
 
 def flush_rows(
-    fabric: Fabric, pending: list[PendingRow], checkpoint: Path | None, block_started: float, batch_size: int
+    fabric: Fabric, pending: list[PendingRow], last_good: str, block_started: float, batch_size: int
 ) -> list[dict[str, float]]:
     """The log rows of ``pending`` read in one device-to-host copy (one all-reduce over ranks).
 
@@ -119,8 +158,7 @@ def flush_rows(
         if not math.isfinite(values["loss"]):
             named = ", ".join(f"{k}={v:.4g}" for k, v in values.items() if k != "loss")
             raise NonFiniteLossError(
-                f"non-finite loss at step {row.step}: loss={values['loss']} ({named}); "
-                f"last good checkpoint: {checkpoint}"
+                f"non-finite loss at step {row.step}: loss={values['loss']} ({named}); {last_good}"
             )
         rows.append({"step": row.step, **values, "lr": row.lr, "images_per_s": images_per_s})
     return rows
@@ -129,7 +167,22 @@ def flush_rows(
 def train_on_rank(
     fabric: Fabric, objective: Objective, train_data: ImageSet, val_data: ImageSet, config: TrainConfig
 ) -> TrainResult:
-    """The loop one process runs; rank 0 evaluates, logs and checkpoints. Returns the best-on-val state."""
+    """The loop one process runs; rank 0 evaluates, logs and checkpoints. Returns the best-on-val state.
+
+    On SIGTERM/SIGUSR1 it finishes the current step, writes the checkpoint and raises ``Preempted``.
+    """
+    with preemption_signals() as preemption:
+        return _train_steps(fabric, objective, train_data, val_data, config, preemption)
+
+
+def _train_steps(
+    fabric: Fabric,
+    objective: Objective,
+    train_data: ImageSet,
+    val_data: ImageSet,
+    config: TrainConfig,
+    preemption: PreemptionFlag,
+) -> TrainResult:
     fabric.seed_everything(config.seed)
     module = objective
     optimizer = adamw(
@@ -143,8 +196,17 @@ def train_on_rank(
         TrainResult(best_state=_cpu_copy(module.trainable_state()), best_step=0, best_val_acc=-math.inf),
     )
     checkpoint = Path(config.checkpoint_path) if config.checkpoint_path else None
+    identity = run_identity(config)
+    last_good = None  # (path, step) of a checkpoint of this very run, known finite
+    if config.resume is True and (checkpoint is None or not checkpoint.is_file()):
+        raise FileNotFoundError(
+            f"finetune.resume is true but there is no checkpoint {checkpoint} to resume from "
+            "(resume: auto starts afresh when there is none)"
+        )
     if config.resume and checkpoint is not None and checkpoint.is_file():
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        saved = load_checkpoint(checkpoint, identity)
+        log.info("resuming from %s at step %d", checkpoint, saved["step"])
+        last_good = (checkpoint, saved["step"])
         module.load_trainable_state(saved["trainable"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
@@ -188,13 +250,13 @@ def train_on_rank(
             )
         )
         evaluates = (step + 1) % config.eval_every == 0 or step + 1 == config.steps
-        saves = (
-            checkpoint is not None and config.checkpoint_every and (step + 1) % config.checkpoint_every == 0
-        )
-        if not (evaluates or saves or (step + 1) % config.log_every == 0 or step + 1 == config.steps):
+        stop = _stop_requested(fabric, preemption)
+        periodic = bool(config.checkpoint_every and (step + 1) % config.checkpoint_every == 0)
+        saves = checkpoint is not None and (periodic or stop)
+        if not (evaluates or saves or stop or (step + 1) % config.log_every == 0 or step + 1 == config.steps):
             continue
         # the one host sync of the block; raises on NaN/inf
-        rows = flush_rows(fabric, pending, checkpoint, block_started, config.batch_size)
+        rows = flush_rows(fabric, pending, _last_good_text(last_good), block_started, config.batch_size)
         pending.clear()
         row = rows[-1]
         if evaluates:
@@ -206,22 +268,29 @@ def train_on_rank(
         bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{row['lr']:.2e}", img_s=f"{row['images_per_s']:.0f}")
         if saves:
             if fabric.is_global_zero:
-                save_checkpoint(
-                    checkpoint,
-                    {
-                        "step": step + 1,
-                        "trainable": _cpu_copy(module.trainable_state()),
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
-                        "rng": torch.get_rng_state(),
-                        "best_state": result.best_state,
-                        "best_step": result.best_step,
-                        "best_val_acc": result.best_val_acc,
-                        "log": result.log,
-                    },
-                )
+                payload = _checkpoint_payload(step + 1, module, optimizer, scheduler, result)
+                save_checkpoint(checkpoint, payload, identity)
+            last_good = (checkpoint, step + 1)
             fabric.barrier()  # ranks wait only while rank 0 writes a checkpoint
+        if stop:
+            bar.close()
+            where = (
+                f"checkpoint {checkpoint} written" if checkpoint else "no checkpoint path: progress is lost"
+            )
+            message = (
+                f"preempted by signal {preemption.signal} after step {step + 1} of {config.steps}; {where}; "
+                "run again with finetune.resume=auto to continue"
+            )
+            log.warning(message)
+            raise Preempted(message)
     return result
+
+
+def _last_good_text(last_good: tuple[Path, int] | None) -> str:
+    """How the non-finite-loss error names the checkpoint to go back to: only one of this very run."""
+    if last_good is None:
+        return "no checkpoint of this run was written"
+    return f"last good checkpoint: {last_good[0]} (step {last_good[1]})"
 
 
 def _train_and_save(
@@ -230,7 +299,7 @@ def _train_and_save(
     """Run one rank; rank 0 leaves its result in a file (a large return value would block the spawn queue)."""
     result = train_on_rank(fabric, objective, train_data, val_data, config)
     if fabric.is_global_zero:
-        torch.save(result, result_file)
+        torch.save(dataclasses.asdict(result), result_file)
 
 
 def fit(objective: Objective, train_data: ImageSet, val_data: ImageSet, config: TrainConfig) -> TrainResult:
@@ -246,6 +315,6 @@ def fit(objective: Objective, train_data: ImageSet, val_data: ImageSet, config: 
         with tempfile.TemporaryDirectory(prefix="lipsum-ft-ranks-") as exchange:
             result_file = Path(exchange) / "rank0.pt"
             fabric.launch(_train_and_save, objective, train_data, val_data, config, result_file)
-            return torch.load(result_file, weights_only=False)
+            return TrainResult(**torch.load(result_file, weights_only=True))
     fabric = Fabric(accelerator=config.accelerator, devices=1, precision=config.precision)
     return train_on_rank(fabric, objective, train_data, val_data, config)

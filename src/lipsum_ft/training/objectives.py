@@ -32,10 +32,15 @@ def full_precision(device: torch.device) -> torch.autocast:
     return torch.autocast(device.type, enabled=False)
 
 
+def widened(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in float32, or kept in float64 (never narrowed: gradient checks run in float64)."""
+    return x if x.dtype == torch.float64 else x.float()
+
+
 def float32_scores(features: torch.Tensor, texts: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """``scale * features @ texts.T`` computed in float32 (inputs cast up, autocast off)."""
     with full_precision(features.device):
-        return scale.float() * features.float() @ texts.float().T
+        return widened(scale) * widened(features) @ widened(texts).T
 
 
 class Objective(nn.Module):
@@ -145,9 +150,9 @@ class L2SP(Objective):
 
     def regulariser(self, images, features, step):
         start = dict(self.reference.visual.named_parameters())
-        with full_precision(features.device):
+        with full_precision(images.device):
             return sum(
-                ((p.float() - start[n].float()) ** 2).sum()
+                ((widened(p) - widened(start[n])) ** 2).sum()
                 for n, p in self.classifier.visual.named_parameters()
             )
 
@@ -160,7 +165,7 @@ class FeatureDistillation(Objective):
     def regulariser(self, images, features, step):
         zero = self.zero_shot_features(images)
         with full_precision(features.device):
-            return ((features.float() - zero.float()) ** 2).sum(dim=-1).mean()
+            return ((widened(features) - widened(zero)) ** 2).sum(dim=-1).mean()
 
 
 class ContextAwareRegularisation(Objective):
@@ -232,7 +237,7 @@ def lipsum_regulariser(v_theta: torch.Tensor, v_zero: torch.Tensor) -> torch.Ten
     """R = mean over the batch of sum_m (v_theta - v_0)^2 / (2M), for (batch, M) score matrices,
     in float32 (the scores are cast up and autocast is off)."""
     with full_precision(v_theta.device):
-        difference = v_theta.float() - v_zero.float()
+        difference = widened(v_theta) - widened(v_zero)
         return (difference**2).sum(dim=-1).mean() / (2 * v_theta.shape[-1])
 
 

@@ -46,7 +46,7 @@ def prepare_dataset(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_manifest(
-    dataset_info: dict[str, Any], data: dict[str, Any]
+    prepared_dataset: dict[str, Any], data: dict[str, Any]
 ) -> tuple[pd.DataFrame, list[str], dict[str, list[list[int]]]]:
     """Read the dataset into one table (path, label, class_name, domain, split, source) plus class groups.
 
@@ -75,9 +75,12 @@ def validate_dataset(
     raw_manifest: pd.DataFrame,
     raw_classnames: list[str],
     raw_class_groups: dict[str, list[list[int]]],
+    prepared_dataset: dict[str, Any],
     data: dict[str, Any],
-) -> tuple[pd.DataFrame, list[str], dict[str, list[list[int]]], dict[str, Any]]:
-    """Gate the manifest with the Great Expectations suite; only a valid manifest is written."""
+) -> tuple[pd.DataFrame, list[str], dict[str, list[list[int]]], dict[str, Any], dict[str, Any]]:
+    """Gate the manifest with the Great Expectations suite; only a valid manifest is written,
+    and the dataset's description (``dataset_info``, a DVC output) only with it.
+    """
     params: DataParams = parse("data", data)
     if params.source == "imagenet_family":  # what was found is what is expected
         domains, splits = (
@@ -88,17 +91,20 @@ def validate_dataset(
     else:
         domains, splits = tuple(params.layout.domains), tuple(params.layout.splits)
         pairs = tuple(f"{d}/{s}" for d in domains for s in splits)
+    partial_pairs: tuple[str, ...] = ()
     if params.carve_validation:
         carve = params.carve_validation
         splits = tuple(dict.fromkeys((*splits, carve.to_split)))
         pairs = tuple(dict.fromkeys((*pairs, f"{carve.domain}/{carve.to_split}")))
+        partial_pairs = (f"{carve.domain}/{carve.to_split}",)  # rare classes may round to no val rows
     rules = ValidationRules(
         classnames=tuple(raw_classnames),
         domains=domains,
         splits=splits,
         required_pairs=pairs,
         partial_domains=tuple(raw_class_groups),
+        partial_pairs=partial_pairs,
         **params.validation.model_dump(),
     )
     report = validate_manifest(raw_manifest, rules)
-    return raw_manifest, list(raw_classnames), dict(raw_class_groups), report
+    return raw_manifest, list(raw_classnames), dict(raw_class_groups), report, dict(prepared_dataset)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ import torch
 
 from lipsum_ft.clip.backbone import ClipBundle
 from lipsum_ft.clip.prompts import resolve_templates
-from lipsum_ft.data.images import load_split
+from lipsum_ft.data.images import InMemoryImages, load_split
 from lipsum_ft.params import FinetuneParams, config_from, parse
 from lipsum_ft.training.finetuning import make_objective
 from lipsum_ft.training.guidance import Guidance, build_guidance
@@ -47,9 +48,46 @@ def reference_data(
     return train, val
 
 
-def train_config(params: FinetuneParams, method: str) -> TrainConfig:
+def data_digest(data: ImageSet) -> str:
+    """A hash of what a run trains/selects on: labels plus decoded pixels (memory) or file paths (stream)."""
+    digest = hashlib.sha256(data.labels.numpy().tobytes())
+    if isinstance(data, InMemoryImages):
+        digest.update(data.images.contiguous().numpy().tobytes())
+    else:
+        digest.update("\n".join(data.paths).encode("utf-8"))
+    return digest.hexdigest()[:16]
+
+
+def training_identity(
+    params: FinetuneParams,
+    method: str,
+    zeroshot_head: dict[str, torch.Tensor],
+    train_data: ImageSet,
+    val_data: ImageSet,
+) -> dict[str, Any]:
+    """What, beyond the loop's own recipe, makes two runs the same run: the method and its settings,
+    the data and the zero-shot model it starts from. A checkpoint is resumed only under equal values.
+    """
+    own = params.model_dump(by_alias=True).get(method, {})  # e.g. finetune.lipsum for lipsum
+    return {
+        "method": method,
+        "method_settings": own if method != "lpft" else {**own, "steps": params.steps},
+        "data": {
+            "reference_domain": params.reference_domain,
+            "train_split": params.train_split,
+            "val_split": params.val_split,
+            "train_digest": data_digest(train_data),
+            "val_digest": data_digest(val_data),
+        },
+        "zeroshot_head_digest": hashlib.sha256(
+            zeroshot_head["weight"].detach().float().contiguous().numpy().tobytes()
+        ).hexdigest()[:16],
+    }
+
+
+def train_config(params: FinetuneParams, method: str, identity: dict[str, Any] | None = None) -> TrainConfig:
     """The loop's settings for ``method``: the recipe and augmentation as configured,
-    its own lr and checkpoint file.
+    its own lr and checkpoint file, and the identity a checkpoint is checked against.
     """
     checkpoint = (
         str(Path(params.checkpoint_dir) / f"{method}-seed{params.seed}.pt")
@@ -57,7 +95,12 @@ def train_config(params: FinetuneParams, method: str) -> TrainConfig:
         else None
     )
     return config_from(
-        TrainConfig, params, params.augment, lr=params.lr_for(method), checkpoint_path=checkpoint
+        TrainConfig,
+        params,
+        params.augment,
+        lr=params.lr_for(method),
+        checkpoint_path=checkpoint,
+        identity=identity or {"method": method},
     )
 
 
@@ -109,7 +152,8 @@ def finetune_one(
         lp_steps=int(params.lpft.lp_fraction * params.steps),
         seed=params.seed,
     )
-    result = fit(objective, train_data, val_data, train_config(params, method))
+    identity = training_identity(params, method, zeroshot_head, train_data, val_data)
+    result = fit(objective, train_data, val_data, train_config(params, method, identity))
     objective.load_trainable_state(result.best_state)
     model, head = objective.export()
     info = {

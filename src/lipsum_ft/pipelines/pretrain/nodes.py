@@ -39,7 +39,11 @@ def pretrain_model(
         )
     domains = sorted(rows["domain"].unique())
     images = decode_images(
-        rows["path"].tolist(), spec.image_size, progress=params.progress, desc="decode pretrain"
+        rows["path"].tolist(),
+        spec.image_size,
+        progress=params.progress,
+        desc="decode pretrain",
+        sources=rows["source"].tolist() if "source" in rows.columns else None,
     )
     tokens, index = caption_bank(
         open_clip.get_tokenizer(params.model),
