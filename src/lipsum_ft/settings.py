@@ -2,9 +2,9 @@
 
 from kedro.config import OmegaConfigLoader
 
-from lipsum_ft.hooks import MissingInputsHook, ValidateParametersHook
+from lipsum_ft.hooks import MissingInputsHook, RankZeroWritesHook, ValidateParametersHook
 
-HOOKS = (ValidateParametersHook(), MissingInputsHook())
+HOOKS = (ValidateParametersHook(), MissingInputsHook(), RankZeroWritesHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
