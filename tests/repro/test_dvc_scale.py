@@ -55,12 +55,6 @@ def repo(tmp_path_factory) -> Path:
     (root / "conf" / "local").mkdir()
     (root / ".venv").symlink_to(BIN.parent)
     small_base(root / "conf")
-    study = root / "conf/base/parameters_guidance.yml"  # the study is not what this module checks
-    study.write_text(
-        OmegaConf.to_yaml(
-            OmegaConf.merge(OmegaConf.load(study), {"guidance_study": {"strategies": ["fixed_pool"]}})
-        )
-    )
     sh(["git", "init", "-q"], root)
     sh(DVC + ["init", "-q"], root)
     shutil.copy(REPO / ".dvc/config", root / ".dvc/config")
