@@ -29,13 +29,13 @@ GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
 pytestmark = pytest.mark.slow
 
 
-def sh(args: list[str], cwd: Path, timeout: float = 900) -> str:
+def sh(args: list[str], cwd: Path) -> str:
     """Run with the venv's python first on PATH (as an activated venv would) and no PYTHONPATH: a
     temp or queued experiment must find the project's code in its own copy of the repo."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(DVC_NO_ANALYTICS="1", KEDRO_DISABLE_TELEMETRY="1", GX_ANALYTICS_ENABLED="false")
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
     assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done.stdout + done.stderr
 
