@@ -11,7 +11,7 @@ export GX_ANALYTICS_ENABLED := false
 export DVC_NO_ANALYTICS := 1
 export MPLBACKEND := Agg
 
-.PHONY: setup run test lint format viz viz-build repro readme clean-data mutate mutate-results
+.PHONY: setup run test lint format viz viz-build repro push pull readme clean-data mutate mutate-results
 
 setup: $(STAMP)
 
@@ -56,6 +56,14 @@ viz-build: setup
 
 repro: setup
 	$(BIN)/dvc repro
+
+# Share artefacts through the DVC remote (.dvc/config; `dvc remote modify --local` points it elsewhere)
+# instead of recomputing them: results differ slightly from one CPU model or GPU to another.
+push: setup
+	$(BIN)/dvc push
+
+pull: setup
+	$(BIN)/dvc pull
 
 readme:
 	$(BIN)/python -m lipsum_ft.readme

@@ -1,4 +1,5 @@
-"""Project hooks: stop a run before any node executes when its parameters or inputs are unusable.
+"""Project hooks: stop a run before any node executes when its parameters or inputs are unusable,
+and keep the non-zero ranks of a multi-node job from writing.
 
 Both stops print one line naming the key or the pipeline to run first, not a traceback: the
 exception is a ``SystemExit`` subclass, which Kedro's CLI turns into a message and exit code 1.
@@ -11,9 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
+from kedro.io import MemoryDataset
 
 from lipsum_ft.io.atomic import atomic_path, recover
+from lipsum_ft.io.rank_zero import RankLocalDataset
 from lipsum_ft.params import ParameterError, validate_parameters
+from lipsum_ft.training.cluster import launched_rank
 
 
 class RunAborted(SystemExit):
@@ -120,3 +124,17 @@ class InterruptedWritesHook:
         for marker in self._markers:
             marker.unlink(missing_ok=True)
         self._markers = []
+
+
+class RankZeroWritesHook:
+    """Under torchrun/srun, only global rank 0 writes catalog outputs; other ranks keep theirs in memory."""
+
+    @hook_impl
+    def after_catalog_created(self, catalog) -> None:
+        rank = launched_rank()
+        if rank == 0:
+            return
+        for name in list(catalog.keys()):
+            dataset = catalog.get(name)
+            if not isinstance(dataset, MemoryDataset):
+                catalog[name] = RankLocalDataset(dataset, rank)

@@ -287,7 +287,8 @@ class FinetuneParams(_Strict):
     grad_clip: float | None = Field(None, gt=0)
     precision: Literal["32-true", "bf16-mixed", "16-mixed", "bf16-true"] = "32-true"
     accelerator: Literal["cpu", "gpu", "cuda", "auto"] = "cpu"
-    devices: PositiveInt = 1
+    devices: PositiveInt = 1  # per node
+    num_nodes: PositiveInt = 1  # > 1: every rank started by torchrun / srun (README "Scaling out")
     augment: AugmentParams = AugmentParams()
     loader: LoaderParams = LoaderParams()
     eval_every: PositiveInt = 50
@@ -322,9 +323,10 @@ class FinetuneParams(_Strict):
 
     @model_validator(mode="after")
     def _batch_splits_over_devices(self) -> FinetuneParams:
-        if self.batch_size % self.devices:
+        if self.batch_size % (self.devices * self.num_nodes):
             raise ValueError(
                 f"finetune.batch_size {self.batch_size} must be divisible by finetune.devices {self.devices}"
+                f" x finetune.num_nodes {self.num_nodes} (the number of ranks)"
             )
         return self
 
@@ -478,6 +480,14 @@ def validate_parameters(params: Mapping[str, Any]) -> dict[str, BaseModel]:
                 key = ".".join(str(p) for p in (group, *item["loc"]))
                 problems.append(f"{key}: {item['msg']} (got {item.get('input')!r})")
     problems += _test_split_stays_unseen(validated)
+    domains = {
+        f"{group}.reference_domain": validated[group].reference_domain
+        for group in ("finetune", "posthoc", "evaluate")
+        if group in validated
+    }
+    if len(set(domains.values())) > 1:  # each file states it (DVC's -S cannot read Kedro's ${globals:})
+        named = ", ".join(f"{key}={value!r}" for key, value in domains.items())
+        problems.append(f"the reference domains differ: {named}; set the same domain in each file")
     if problems:
         raise ParameterError("invalid parameters:\n  " + "\n  ".join(problems))
     return validated

@@ -2,10 +2,15 @@
 
 from kedro.config import OmegaConfigLoader
 
-from lipsum_ft.hooks import InterruptedWritesHook, MissingInputsHook, ValidateParametersHook
+from lipsum_ft.hooks import (
+    InterruptedWritesHook,
+    MissingInputsHook,
+    RankZeroWritesHook,
+    ValidateParametersHook,
+)
 
 # pluggy calls the last registered first: interrupted writes are recovered before inputs are checked
-HOOKS = (ValidateParametersHook(), MissingInputsHook(), InterruptedWritesHook())
+HOOKS = (ValidateParametersHook(), MissingInputsHook(), InterruptedWritesHook(), RankZeroWritesHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

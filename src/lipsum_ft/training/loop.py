@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from lipsum_ft.data.images import Augment, InMemoryImages, StreamedImages
 from lipsum_ft.evaluation.metrics import accuracy
 from lipsum_ft.training.checkpoint import load_checkpoint, save_checkpoint
+from lipsum_ft.training.cluster import launched_world_size
 from lipsum_ft.training.objectives import Objective
 from lipsum_ft.training.preemption import Preempted, PreemptionFlag, preemption_signals
 from lipsum_ft.training.schedule import adamw, decay_groups, warmup_cosine
@@ -49,7 +50,8 @@ class TrainConfig:
     grad_clip: float | None = None
     precision: str = "32-true"
     accelerator: str = "cpu"
-    devices: int = 1
+    devices: int = 1  # per node
+    num_nodes: int = 1  # > 1: started on every node by torchrun or srun (see ``fit``)
     seed: int = 0
     crop_scale: tuple[float, float] = (0.08, 1.0)
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
@@ -303,7 +305,30 @@ def _train_and_save(
 
 
 def fit(objective: Objective, train_data: ImageSet, val_data: ImageSet, config: TrainConfig) -> TrainResult:
-    """Train on one device in this process, or spawn ``devices`` processes and return rank 0's result."""
+    """Train in this process, on one device or as one rank of a job an external launcher started;
+    or spawn ``devices`` processes on this machine and return rank 0's result.
+
+    Under torchrun or srun (more than one process launched) every rank runs this same call: Fabric
+    reads the cluster environment, checks that ``devices * num_nodes`` is the launched world size,
+    and every rank returns the same (synchronised) result.
+    """
+    world = config.devices * config.num_nodes
+    if launched_world_size() > 1:
+        fabric = Fabric(
+            accelerator=config.accelerator,
+            devices=config.devices,
+            num_nodes=config.num_nodes,
+            strategy=DDPStrategy(find_unused_parameters=True),
+            precision=config.precision,
+        )
+        fabric.launch()
+        return train_on_rank(fabric, objective, train_data, val_data, config)
+    if config.num_nodes > 1:
+        raise RuntimeError(
+            f"finetune.num_nodes={config.num_nodes} needs an external launcher to start "
+            f"{world} processes (torchrun --nnodes={config.num_nodes} --nproc-per-node={config.devices}, "
+            "or srun); this process was started alone"
+        )
     if config.devices > 1:
         strategy = DDPStrategy(start_method="spawn", find_unused_parameters=True)
         fabric = Fabric(

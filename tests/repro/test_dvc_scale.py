@@ -1,0 +1,189 @@
+"""DVC beyond one checkout, on a temporary git + DVC repo with conf/test-sized settings in conf/base:
+share through the committed remote (push, clone, pull: nothing to recompute), experiments (-S with
+--temp, --queue with two workers), and a DomainNet pipeline versioned apart from the benchmark.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import open_clip
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from lipsum_ft.clip import backbone  # noqa: F401  (registers the packaged model configs with open_clip)
+from tests.pipelines.test_domainnet_env import miniature_domainnet
+from tests.repro.test_dvc import small_base, stages_run
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+DVC = [sys.executable, "-m", "dvc"]
+GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+pytestmark = pytest.mark.slow
+
+
+def sh(args: list[str], cwd: Path) -> str:
+    """Run with the venv's python first on PATH (as an activated venv would) and no PYTHONPATH: a
+    temp or queued experiment must find the project's code in its own copy of the repo."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(DVC_NO_ANALYTICS="1", KEDRO_DISABLE_TELEMETRY="1", GX_ANALYTICS_ENABLED="false")
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    """The project as a fresh clone would have it (committed .dvc/config and its default remote),
+    after one `dvc repro` of the embedded benchmark."""
+    root = tmp_path_factory.mktemp("share") / "lipsum-ft"
+    root.mkdir()
+    for name in ("pyproject.toml", "dvc.yaml", ".dvcignore", ".gitignore", ".telemetry"):
+        shutil.copy(REPO / name, root / name)
+    for folder in ("src", "conf", "envs"):
+        shutil.copytree(
+            REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "local")
+        )
+    (root / "conf" / "local").mkdir()
+    (root / ".venv").symlink_to(BIN.parent)
+    small_base(root / "conf")
+    sh(["git", "init", "-q"], root)
+    sh(DVC + ["init", "-q"], root)
+    shutil.copy(REPO / ".dvc/config", root / ".dvc/config")
+    started = time.perf_counter()
+    sh(DVC + ["repro"], root)
+    print(f"dvc repro (embedded benchmark, conf/test sizes): {time.perf_counter() - started:.1f} s")
+    sh(GIT + ["add", "-A"], root)
+    sh(GIT + ["commit", "-qm", "init"], root)
+    return root
+
+
+def test_push_then_clone_and_pull_gives_the_same_results_with_nothing_to_recompute(repo):
+    remote = repo.parent / "lipsum-ft-dvc-remote"  # the committed default: a folder beside the checkout
+    sh(DVC + ["push"], repo)
+    assert any(remote.rglob("*")), "dvc push wrote nothing to the default remote"
+    clone = repo.parent / "colleague"
+    sh(["git", "clone", "-q", str(repo), str(clone)], repo.parent)
+    (clone / ".venv").symlink_to(BIN.parent)
+    assert not (clone / "data/06_models/finetuned").exists()
+    started = time.perf_counter()
+    sh(DVC + ["pull"], clone)
+    print(f"dvc pull: {time.perf_counter() - started:.1f} s")
+    status = json.loads(sh(DVC + ["status", "--json", "dvc.yaml"], clone).strip().splitlines()[-1])
+    assert status == {}
+    assert stages_run(sh(DVC + ["repro"], clone)) == set()
+    assert (clone / "reports/metrics.json").read_bytes() == (repo / "reports/metrics.json").read_bytes()
+    head = "data/06_models/zeroshot_head.safetensors"  # a cached output, restored from the remote
+    assert (clone / head).read_bytes() == (repo / head).read_bytes()
+
+
+def exp_rows(repo: Path) -> list[dict]:
+    shown = json.loads(sh(DVC + ["exp", "show", "--json"], repo))
+    rows = []
+    for entry in shown:
+        for exp in [entry, *[e for r in entry.get("experiments") or [] for e in r.get("revs", [])]]:
+            data = exp.get("data") or {}
+            params = data.get("params", {}).get("conf/base/parameters_finetune.yml", {}).get("data", {})
+            metrics = data.get("metrics", {}).get("reports/metrics.json", {}).get("data", {})
+            rows.append({"name": exp.get("name") or exp.get("rev"), "params": params, "metrics": metrics})
+    return rows
+
+
+def test_experiments_set_a_param_in_a_temp_copy_and_two_queued_runs_finish(repo):
+    lam = "conf/base/parameters_finetune.yml:finetune.lipsum.lambda"
+    # target `evaluate`: the default chain (the guidance study is not what this checks)
+    sh(DVC + ["exp", "run", "evaluate", "--temp", "-n", "lambda2", "-S", f"{lam}=2.0"], repo)
+    for value in (0.25, 4.0):  # queued runs stop at `finetune`: that two workers finish is what counts here
+        sh(DVC + ["exp", "run", "finetune", "--queue", "-n", f"lambda{value}", "-S", f"{lam}={value}"], repo)
+    sh(DVC + ["queue", "start", "-j", "2"], repo)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        status = sh(DVC + ["queue", "status"], repo)
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(5)
+    assert "Failed" not in status and status.count("Success") == 2, status
+    rows = {r["name"]: r for r in exp_rows(repo)}
+    baseline = rows["workspace"]
+    assert baseline["params"]["finetune"]["lipsum"]["lambda"] == 1.0
+    for name, value in (("lambda2", 2.0), ("lambda0.25", 0.25), ("lambda4.0", 4.0)):
+        assert name in rows, f"experiment {name} missing from dvc exp show: {sorted(rows)}"
+        assert rows[name]["params"]["finetune"]["lipsum"]["lambda"] == value
+    exp = rows["lambda2"]
+    # lambda weighs Lipsum-FT's regulariser only: FT's numbers stay, Lipsum-FT's move
+    ft, lipsum = ({k for k in baseline["metrics"] if k.startswith(f"{m}.test.")} for m in ("ft", "lipsum"))
+    assert ft and lipsum
+    assert all(exp["metrics"][k] == baseline["metrics"][k] for k in ft)
+    assert any(exp["metrics"][k] != baseline["metrics"][k] for k in lipsum)
+    # the workspace was left as it was: a temp/queued experiment changes only its own copy
+    assert "lambda: 1.0" in (repo / "conf/base/parameters_finetune.yml").read_text()
+
+
+def test_domainnet_pipeline_is_versioned_apart_and_the_benchmark_repro_ignores_it(repo, tmp_path):
+    root = tmp_path / "domainnet"
+    miniature_domainnet(root)
+    weights = tmp_path / "tiny.pt"
+    torch.save(open_clip.create_model("TinyCLIP-ViT-P8-32").state_dict(), weights)
+    loader = {
+        "mode": "stream",
+        "workers": 0,
+        "pin_memory": False,
+        "persistent_workers": False,
+        "prefetch_factor": None,
+    }
+    tiny = {
+        "data": {"carve_validation": {"fraction": 0.25}},
+        "pretrain": {"model": "TinyCLIP-ViT-P8-32", "pretrained": str(weights)},
+        "zeroshot": {"device": "cpu", "loader": loader, "batch_size": 16},
+        "finetune": {
+            "accelerator": "cpu",
+            "precision": "32-true",
+            "steps": 4,
+            "batch_size": 8,
+            "eval_every": 2,
+            "checkpoint_every": 2,
+            "loader": loader,
+            "progress": False,
+            "lipsum": {"num_texts": 8},
+        },
+        "posthoc": {
+            "device": "cpu",
+            "loader": loader,
+            "wise": {"alphas": [0.0, 0.5, 1.0]},
+            "tpgm": {"steps": 2, "batch_size": 4},
+        },
+        "evaluate": {"device": "cpu", "loader": loader, "batch_size": 16},
+    }
+    for group, values in tiny.items():
+        path = repo / f"conf/domainnet/parameters_{group}.yml"
+        path.write_text(OmegaConf.to_yaml(OmegaConf.merge(OmegaConf.load(path), {group: values})))
+    (repo / "envs/domainnet/dataset.yaml").write_text(f"dataset_root: {root}\n")
+    benchmark = (repo / "reports/metrics.json").read_bytes()
+
+    assert stages_run(sh(DVC + ["repro"], repo)) == set()  # plain repro: the benchmark only, up to date
+    ran = sh(DVC + ["repro", "envs/domainnet/dvc.yaml"], repo)
+    assert stages_run(ran) == {
+        f"envs/domainnet/dvc.yaml:{s}"
+        for s in ("data", "pretrain", "zeroshot", "finetune", "posthoc", "evaluate")
+    }
+    metrics = json.loads((repo / "reports/domainnet/metrics.json").read_text())
+    assert "lipsum" in json.dumps(metrics)
+    assert (repo / "reports/metrics.json").read_bytes() == benchmark  # the benchmark's files untouched
+    lock = (repo / "envs/domainnet/dvc.lock").read_text()
+    assert (
+        str(root) in lock and "data/domainnet/06_models/checkpoints" in lock
+    )  # external dep, checkpoints out
+    assert stages_run(sh(DVC + ["repro", "envs/domainnet/dvc.yaml"], repo)) == set()
+    (root / "real_train.txt").write_text((root / "real_train.txt").read_text() + "\n")  # the dataset changed
+    status = json.loads(
+        sh(DVC + ["status", "--json", "envs/domainnet/dvc.yaml"], repo).strip().splitlines()[-1]
+    )
+    assert "envs/domainnet/dvc.yaml:data" in status
