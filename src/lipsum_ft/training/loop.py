@@ -99,7 +99,7 @@ def validation_accuracy(objective: Objective, data: ImageSet, batch_size: int) -
     device = objective.classifier.head.device
     logits = [objective.classifier(batch.to(device)).float().cpu() for batch in data.eval_batches(batch_size)]
     objective.train()
-    return accuracy(torch.cat(logits), data.labels)
+    return accuracy(torch.cat(logits), data.labels.cpu())  # labels may live on the device
 
 
 def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
