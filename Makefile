@@ -59,11 +59,13 @@ repro: setup
 
 # Share artefacts through the DVC remote (.dvc/config; `dvc remote modify --local` points it elsewhere)
 # instead of recomputing them: results differ slightly from one CPU model or GPU to another.
+# The embedded benchmark's stages only (dvc.yaml); a real-scale environment names its own file,
+# e.g. `dvc pull envs/domainnet/dvc.yaml`.
 push: setup
-	$(BIN)/dvc push
+	$(BIN)/dvc push dvc.yaml
 
 pull: setup
-	$(BIN)/dvc pull
+	$(BIN)/dvc pull dvc.yaml
 
 readme:
 	$(BIN)/python -m lipsum_ft.readme
