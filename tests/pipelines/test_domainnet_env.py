@@ -40,41 +40,47 @@ def miniature_domainnet(root):
             (root / f"{domain}_{split}.txt").write_text("\n".join(rows) + "\n")
 
 
-def test_domainnet_environment_runs_end_to_end_offline(tmp_path):
+def tiny_domainnet_settings(tmp_path, workers: int, checkpoint_every: int) -> dict:
+    """A miniature DomainNet tree under ``tmp_path`` and the conf overrides that run it on CPU in
+    seconds: TinyCLIP from a local weights file, streamed images, a handful of steps."""
     root = tmp_path / "domainnet"
     miniature_domainnet(root)
     weights = tmp_path / "tiny.pt"
     torch.save(open_clip.create_model("TinyCLIP-ViT-P8-32").state_dict(), weights)
-    cpu_loader = {
+    loader = {
         "mode": "stream",
-        "workers": 2,
+        "workers": workers,
         "pin_memory": False,
         "persistent_workers": False,
-        "prefetch_factor": 2,
+        "prefetch_factor": 2 if workers else None,
     }
-    overrides = {
+    return {
         "data": {"layout": {"root": str(root)}, "carve_validation": {"fraction": 0.25}},
         "pretrain": {"model": "TinyCLIP-ViT-P8-32", "pretrained": str(weights)},
-        "zeroshot": {"device": "cpu", "loader": cpu_loader, "batch_size": 16},
+        "zeroshot": {"device": "cpu", "loader": loader, "batch_size": 16},
         "finetune": {
             "accelerator": "cpu",
             "precision": "32-true",
             "steps": 4,
             "batch_size": 8,
             "eval_every": 2,
-            "checkpoint_every": 0,
-            "loader": cpu_loader,
+            "checkpoint_every": checkpoint_every,
+            "loader": loader,
             "progress": False,
             "lipsum": {"num_texts": 8},
         },
         "posthoc": {
             "device": "cpu",
-            "loader": cpu_loader,
+            "loader": loader,
             "wise": {"alphas": [0.0, 0.5, 1.0]},
             "tpgm": {"steps": 2, "batch_size": 4},
         },
-        "evaluate": {"device": "cpu", "loader": cpu_loader, "batch_size": 16},
+        "evaluate": {"device": "cpu", "loader": loader, "batch_size": 16},
     }
+
+
+def test_domainnet_environment_runs_end_to_end_offline(tmp_path):
+    overrides = tiny_domainnet_settings(tmp_path, workers=2, checkpoint_every=0)
     project = copy_project(tmp_path / "project")
     run_in(project, env="domainnet", **overrides)
     manifest = pd.read_parquet(project / "data/domainnet/02_intermediate/manifest.parquet")

@@ -13,13 +13,11 @@ import sys
 import time
 from pathlib import Path
 
-import open_clip
 import pytest
-import torch
 from omegaconf import OmegaConf
 
 from lipsum_ft.clip import backbone  # noqa: F401  (registers the packaged model configs with open_clip)
-from tests.pipelines.test_domainnet_env import miniature_domainnet
+from tests.pipelines.test_domainnet_env import tiny_domainnet_settings
 from tests.repro.test_dvc import small_base, stages_run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -128,40 +126,8 @@ def test_experiments_set_a_param_in_a_temp_copy_and_two_queued_runs_finish(repo)
 
 
 def test_domainnet_pipeline_is_versioned_apart_and_the_benchmark_repro_ignores_it(repo, tmp_path):
-    root = tmp_path / "domainnet"
-    miniature_domainnet(root)
-    weights = tmp_path / "tiny.pt"
-    torch.save(open_clip.create_model("TinyCLIP-ViT-P8-32").state_dict(), weights)
-    loader = {
-        "mode": "stream",
-        "workers": 0,
-        "pin_memory": False,
-        "persistent_workers": False,
-        "prefetch_factor": None,
-    }
-    tiny = {
-        "data": {"carve_validation": {"fraction": 0.25}},
-        "pretrain": {"model": "TinyCLIP-ViT-P8-32", "pretrained": str(weights)},
-        "zeroshot": {"device": "cpu", "loader": loader, "batch_size": 16},
-        "finetune": {
-            "accelerator": "cpu",
-            "precision": "32-true",
-            "steps": 4,
-            "batch_size": 8,
-            "eval_every": 2,
-            "checkpoint_every": 2,
-            "loader": loader,
-            "progress": False,
-            "lipsum": {"num_texts": 8},
-        },
-        "posthoc": {
-            "device": "cpu",
-            "loader": loader,
-            "wise": {"alphas": [0.0, 0.5, 1.0]},
-            "tpgm": {"steps": 2, "batch_size": 4},
-        },
-        "evaluate": {"device": "cpu", "loader": loader, "batch_size": 16},
-    }
+    tiny = tiny_domainnet_settings(tmp_path, workers=0, checkpoint_every=2)
+    root = tiny["data"].pop("layout")["root"]  # the dataset root comes from envs/domainnet/dataset.yaml
     for group, values in tiny.items():
         path = repo / f"conf/domainnet/parameters_{group}.yml"
         path.write_text(OmegaConf.to_yaml(OmegaConf.merge(OmegaConf.load(path), {group: values})))
