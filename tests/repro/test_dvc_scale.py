@@ -127,7 +127,7 @@ def test_experiments_set_a_param_in_a_temp_copy_and_two_queued_runs_finish(repo)
 
 def test_domainnet_pipeline_is_versioned_apart_and_the_benchmark_repro_ignores_it(repo, tmp_path):
     tiny = tiny_domainnet_settings(tmp_path, workers=0, checkpoint_every=2)
-    root = tiny["data"].pop("layout")["root"]  # the dataset root comes from envs/domainnet/dataset.yaml
+    root = Path(tiny["data"].pop("layout")["root"])  # the dataset root comes from envs/domainnet/dataset.yaml
     for group, values in tiny.items():
         path = repo / f"conf/domainnet/parameters_{group}.yml"
         path.write_text(OmegaConf.to_yaml(OmegaConf.merge(OmegaConf.load(path), {group: values})))
