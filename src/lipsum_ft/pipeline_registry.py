@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from lipsum_ft.pipelines import data, evaluate, finetune, guidance, posthoc, pretrain, zeroshot
+from lipsum_ft.pipelines import (
+    ablation,
+    ablation_report,
+    data,
+    evaluate,
+    finetune,
+    guidance,
+    posthoc,
+    pretrain,
+    zeroshot,
+)
 
 CHAIN = {
     "data": data.create_pipeline,
@@ -18,6 +28,8 @@ CHAIN = {
 # Studies reuse the chain's artefacts (data, zero-shot model) and take long, so `kedro run` leaves them out.
 STUDIES = {
     "guidance": guidance.create_pipeline,
+    "ablation": ablation.create_pipeline,
+    "ablation_report": ablation_report.create_pipeline,
 }
 
 

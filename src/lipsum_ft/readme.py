@@ -9,7 +9,11 @@ import sys
 from pathlib import Path
 
 # README marker name -> the report it shows
-SECTIONS = {"results": Path("reports/summary.md"), "guidance": Path("reports/guidance/summary.md")}
+SECTIONS = {
+    "results": Path("reports/summary.md"),
+    "guidance": Path("reports/guidance/summary.md"),
+    "findings": Path("reports/ablation/findings.md"),
+}
 
 
 def markers(name: str) -> tuple[str, str]:
@@ -35,7 +39,8 @@ def main(root: Path = Path(".")) -> None:
     for name, report in SECTIONS.items():
         if not (root / report).is_file():
             sys.exit(
-                f"{root / report} is missing: run `make run` and `dvc repro guidance` (or `dvc repro`) first"
+                f"{root / report} is missing: run `make run`, then "
+                "`dvc repro guidance ablation_report` (or `dvc repro`) first"
             )
         text = inject(text, (root / report).read_text(), name)
     readme.write_text(text)

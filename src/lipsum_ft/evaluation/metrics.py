@@ -51,10 +51,10 @@ def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, bins: int
     }
 
 
-def energy_gap(
+def energy_gap_per_image(
     features: torch.Tensor, zero_shot_features: torch.Tensor, text_features: torch.Tensor
-) -> float:
-    """The paper's EnergyGap: mean over images and texts of (E_theta - E_0)^2 with E(x, t) = -<G(t), F(x)>.
+) -> torch.Tensor:
+    """Per image, the mean over texts of (E_theta - E_0)^2 with E(x, t) = -<G(t), F(x)>.
 
     In float32 whatever the inputs' dtype or an enclosing autocast: bf16 would round the small gaps.
     """
@@ -62,7 +62,30 @@ def energy_gap(
         difference = (
             zero_shot_features.float() - features.float()
         ) @ text_features.float().T  # E_theta - E_0
-        return (difference**2).mean().item()
+        return (difference**2).mean(dim=1)
+
+
+def energy_gap(
+    features: torch.Tensor, zero_shot_features: torch.Tensor, text_features: torch.Tensor
+) -> float:
+    """The paper's EnergyGap: mean over images and texts of (E_theta - E_0)^2."""
+    return energy_gap_per_image(features, zero_shot_features, text_features).mean().item()
+
+
+def feature_distortion_per_image(features: torch.Tensor, zero_shot_features: torch.Tensor) -> torch.Tensor:
+    """Per image, ||F(x)/|F(x)| - F_0(x)/|F_0(x)|||^2: how far the unit image feature moved.
+
+    Feature distortion theory (the motivation of LP-FT) blames this movement for the loss of
+    robustness; the paper's energy view blames the image-text energy instead (``energy_gap``).
+    """
+    with torch.autocast(features.device.type, enabled=False):
+        moved = F.normalize(features.float(), dim=-1) - F.normalize(zero_shot_features.float(), dim=-1)
+        return (moved**2).sum(dim=1)
+
+
+def feature_distortion(features: torch.Tensor, zero_shot_features: torch.Tensor) -> float:
+    """Mean over images of the squared distance between unit features of a model and of zero-shot."""
+    return feature_distortion_per_image(features, zero_shot_features).mean().item()
 
 
 def group_logits(

@@ -180,44 +180,48 @@ def reference_vs_shift(results: pd.DataFrame, alpha: float) -> Figure:
     return fig
 
 
+DIAGNOSTICS = {
+    "energy_gap": "energy gap to zero-shot (the paper's view)",
+    "feature_distortion": "feature distortion from zero-shot (LP-FT's view)",
+}
+
+
 def energy_gap_vs_shift(results: pd.DataFrame, alpha: float) -> Figure:
-    """The paper's diagnostic: does a smaller energy gap to the zero-shot model go with
-    better shift accuracy?
+    """The paper's diagnostic beside feature distortion: which distance to the zero-shot model goes
+    with better shift accuracy?
     """
     summary = variant_summary(results)
     shown = summary[
         summary["variant"].isin(reported_variants(summary, alpha)) & (summary["kind"] != "zeroshot")
     ]
-    fig = Figure(figsize=(6.5, 5), layout="constrained")
-    ax = fig.subplots()
-    for _, point in shown.iterrows():
-        ax.scatter(
-            point["energy_gap"],
-            100 * point["shift_acc"],
-            marker=KIND_MARKERS[point["kind"]],
-            s=70,
-            color=_colour(point["method"]),
-            edgecolor="black",
-            zorder=3,
-        )
-        ax.annotate(
-            point["variant"],
-            (point["energy_gap"], 100 * point["shift_acc"]),
-            fontsize=7,
-            xytext=(4, 3),
-            textcoords="offset points",
-        )
-    if len(shown) > 2:
-        rho = shown["energy_gap"].rank().corr(shown["shift_acc"].rank())
-        ax.set_title(
-            f"Energy gap to the zero-shot model vs shift accuracy\n(Spearman rank correlation ρ = {rho:.2f})"
-        )
-    else:
-        ax.set_title("Energy gap to the zero-shot model vs shift accuracy")
-    ax.margins(x=0.12, y=0.08)
-    ax.set_xlabel("energy gap (shift-domain mean)")
-    ax.set_ylabel("shift-domain mean accuracy (%)")
-    ax.grid(alpha=0.3)
+    fig = Figure(figsize=(11, 5), layout="constrained")
+    for ax, (column, label) in zip(fig.subplots(1, 2, sharey=True), DIAGNOSTICS.items(), strict=True):
+        for _, point in shown.iterrows():
+            ax.scatter(
+                point[column],
+                100 * point["shift_acc"],
+                marker=KIND_MARKERS[point["kind"]],
+                s=70,
+                color=_colour(point["method"]),
+                edgecolor="black",
+                zorder=3,
+            )
+            ax.annotate(
+                point["variant"],
+                (point[column], 100 * point["shift_acc"]),
+                fontsize=7,
+                xytext=(4, 3),
+                textcoords="offset points",
+            )
+        title = label
+        if len(shown) > 2:
+            rho = shown[column].rank().corr(shown["shift_acc"].rank())
+            title += f"\n(Spearman ρ = {rho:.2f} over {len(shown)} variants)"
+        ax.set_title(title, fontsize=10)
+        ax.margins(x=0.12, y=0.08)
+        ax.set_xlabel(f"{column.replace('_', ' ')} (shift-domain mean)")
+        ax.grid(alpha=0.3)
+    fig.axes[0].set_ylabel("shift-domain mean accuracy (%)")
     return fig
 
 

@@ -25,7 +25,7 @@ def domain_table(title: str, results: Mapping[str, Mapping[str, float]], referen
 
 
 def variant_summary(results) -> pd.DataFrame:
-    """One row per variant: reference and shift-mean accuracy, ECE, NLL and energy gap."""
+    """One row per variant: reference and shift-mean accuracy, ECE, NLL, energy gap and feature distortion."""
     rows = []
     for variant, part in results.groupby("variant", sort=False):
         ref, shift = part[part["role"] == "reference"], part[part["role"] == "shift"]
@@ -43,6 +43,7 @@ def variant_summary(results) -> pd.DataFrame:
                 "ref_nll": ref["nll"].mean(),
                 "shift_nll": shift["nll"].mean(),
                 "energy_gap": shift["energy_gap"].mean(),
+                "feature_distortion": shift["feature_distortion"].mean(),
                 **{f"acc_{d}": a for d, a in zip(part["domain"], part["acc"], strict=True)},
             }
         )
@@ -73,6 +74,7 @@ def summary_markdown(
         "shift ECE",
         "shift NLL",
         "energy gap",
+        "feature distortion",
     ]
     lines = [
         f"### Results on the {results['split'].iloc[0]} split (accuracy and ECE in %)",
@@ -89,12 +91,14 @@ def summary_markdown(
             f"{100 * row['shift_ece']:.1f}",
             f"{row['shift_nll']:.3f}",
             f"{row['energy_gap']:.4f}",
+            f"{row['feature_distortion']:.4f}",
         ]
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     lines += [
         "",
         f"WiSE rows use alpha = {alpha}; the energy gap is the shift-domain mean, "
-        "zero-shot text tower, fixed random texts.",
+        "zero-shot text tower, fixed random texts; the feature distortion is the shift-domain mean of "
+        "the squared distance between unit image features of the variant and of zero-shot.",
     ]
     if tpgm_summary:
         ratios = ", ".join(f"{m}: {s['mean_ratio']:.2f}" for m, s in tpgm_summary.items())
@@ -106,7 +110,7 @@ def flat_metrics(results) -> dict[str, float]:
     """``<variant>.<split>.<domain>.<metric>`` plus per-variant ``reference``/``shift_mean`` keys, for DVC."""
     out: dict[str, float] = {}
     for row in results.itertuples():
-        for metric in ("acc", "nll", "ece", "energy_gap"):
+        for metric in ("acc", "nll", "ece", "energy_gap", "feature_distortion"):
             out[f"{row.variant}.{row.split}.{row.domain}.{metric}"] = round(float(getattr(row, metric)), 6)
     split = results["split"].iloc[0]
     for row in variant_summary(results).itertuples():

@@ -10,7 +10,13 @@ import torch
 
 from lipsum_ft.clip.features import encode_images
 from lipsum_ft.clip.zeroshot import ClipClassifier
-from lipsum_ft.evaluation.metrics import classification_metrics, energy_gap, group_logits, reliability_bins
+from lipsum_ft.evaluation.metrics import (
+    classification_metrics,
+    energy_gap,
+    feature_distortion,
+    group_logits,
+    reliability_bins,
+)
 
 
 @dataclass
@@ -34,7 +40,8 @@ def score_variant(
     name: str,
     device: str = "cpu",
 ) -> tuple[dict[str, DomainScores], dict[str, torch.Tensor]]:
-    """Metrics per domain, and the energy gap to the zero-shot model when ``text_features`` are given.
+    """Metrics per domain, and the energy gap and feature distortion to the zero-shot model when
+    ``text_features`` are given.
 
     Returns the image features too, so the zero-shot model's can serve as the reference of later variants.
     """
@@ -53,6 +60,7 @@ def score_variant(
         if text_features is not None:
             reference = zero_shot_features[domain] if zero_shot_features is not None else features
             metrics["energy_gap"] = energy_gap(features, reference, text_features)
+            metrics["feature_distortion"] = feature_distortion(features, reference)
         scores[domain] = DomainScores(metrics, reliability_bins(logits, labels, bins))
     classifier.cpu()
     return scores, features_by_domain
@@ -72,3 +80,22 @@ def evaluate_domains(
         classifier, data, None, None, class_groups or {}, batch_size, bins, progress, "eval", device
     )
     return {domain: score.metrics for domain, score in scores.items()}
+
+
+def scoring_groups(
+    class_groups: Mapping[str, list[list[int]]],
+    class_subsets: Mapping[str, list[str]],
+    classnames: list[str],
+) -> dict[str, list[list[int]]]:
+    """Per domain, the groups its logits are pooled into: the dataset's (ObjectNet) and
+    ``evaluate.class_subsets`` (ImageNet-R/-A: one group per kept class).
+    """
+    unknown = {d: [c for c in names if c not in classnames] for d, names in class_subsets.items()}
+    if any(unknown.values()):
+        raise ValueError(
+            f"evaluate.class_subsets name unknown classes: { {d: u[:5] for d, u in unknown.items() if u} }"
+        )
+    return {
+        **class_groups,
+        **{d: [[classnames.index(c)] for c in names] for d, names in class_subsets.items()},
+    }

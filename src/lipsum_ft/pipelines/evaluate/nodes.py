@@ -17,7 +17,7 @@ from lipsum_ft.clip.zeroshot import ClipClassifier, classifier_for
 from lipsum_ft.data.images import load_split
 from lipsum_ft.evaluation import plots
 from lipsum_ft.evaluation.reporting import flat_metrics, summary_markdown
-from lipsum_ft.evaluation.scoring import score_variant
+from lipsum_ft.evaluation.scoring import score_variant, scoring_groups
 from lipsum_ft.params import EvaluateParams, parse
 from lipsum_ft.training.guidance import RandomTokens
 
@@ -68,15 +68,7 @@ def evaluate_variants(
             f"evaluate.reference_domain {params.reference_domain!r} has no {params.split!r} rows; "
             f"domains: {sorted(data)}"
         )
-    unknown = {d: [c for c in names if c not in classnames] for d, names in params.class_subsets.items()}
-    if any(unknown.values()):
-        raise ValueError(
-            f"evaluate.class_subsets name unknown classes: { {d: u[:5] for d, u in unknown.items() if u} }"
-        )
-    groups = {
-        **class_groups,
-        **{d: [[classnames.index(c)] for c in names] for d, names in params.class_subsets.items()},
-    }
+    groups = scoring_groups(class_groups, params.class_subsets, classnames)
     with torch.no_grad():
         texts = F.normalize(
             encode_tokens(

@@ -1,0 +1,206 @@
+"""The ablation study's answers in words, generated from its tables (README's "Findings" section).
+
+Every number is read from the study's outputs; every comparison states its interval, and one whose
+interval covers zero is called indistinguishable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+POPULATIONS = {
+    "finetuned": "fine-tuned models (every run at α = 1, and the default chain's TPGM)",
+    "candidates": "candidates (every run × WiSE α > 0, and TPGM)",
+}
+CRITERION_NAMES = {
+    "reference_accuracy": "(a) reference val accuracy",
+    "energy_gap": "(b) energy gap, shift val images (no labels)",
+    "accuracy_then_energy_gap": "(c) (a) within tolerance, then smallest (b)",
+    "oracle": "(d) oracle: best shift test accuracy",
+}
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+def _points(mean: float, low: float, high: float) -> str:
+    return f"{100 * mean:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
+
+
+def _rho(c: dict[str, Any], name: str) -> str:
+    return f"{c[f'rho_{name}']:+.2f} [{c[f'rho_{name}_low']:+.2f}, {c[f'rho_{name}_high']:+.2f}]"
+
+
+def diagnostics_paragraph(correlations: dict[str, Any], profile: pd.DataFrame, level: float) -> list[str]:
+    lines = ["**0. Energy gap or feature distortion?**", ""]
+    for population, c in correlations.items():
+        difference = c["abs_rho_difference"]
+        interval = f"[{c['abs_rho_difference_low']:+.2f}, {c['abs_rho_difference_high']:+.2f}]"
+        if not c["distinguishable"]:
+            verdict = "the two are indistinguishable"
+        elif difference > 0:
+            verdict = "the energy gap orders them better"
+        else:
+            verdict = "feature distortion orders them better"
+        lines.append(
+            f"- Over {c['n']} {POPULATIONS[population]}, shift accuracy has Spearman "
+            f"ρ = {_rho(c, 'energy_gap')} with "
+            f"the energy gap and ρ = {_rho(c, 'feature_distortion')} with feature distortion "
+            f"({100 * level:.0f}% intervals over test images). |ρ_gap| − |ρ_distortion| = "
+            f"{difference:+.2f} {interval}: {verdict}."
+        )
+    table = profile.set_index("method")
+    if "lpft" in table.index:
+        lp = table.loc["lpft"]
+        others = ", ".join(
+            f"{m} {row['feature_distortion']:.4f}" for m, row in table.drop(index="lpft").iterrows()
+        )
+        closer = (
+            "the lowest" if lp["distortion_rank"] == 1 else f"rank {lp['distortion_rank']} of {len(table)}"
+        )
+        lines.append(
+            f"- LP-FT, designed to distort features less, has {closer} feature distortion "
+            f"({lp['feature_distortion']:.4f}; {others}), energy-gap rank {lp['energy_gap_rank']} and "
+            f"shift-accuracy rank {lp['shift_rank']} of {len(table)} "
+            f"(shift {_pct(lp['shift_acc'])}%, seed means)."
+        )
+    return lines
+
+
+def sensitivity_paragraph(summary: pd.DataFrame, default: str) -> list[str]:
+    lines = ["", "**1. Sensitivity to λ, M and L** (paired Δ shift accuracy vs the default, points):", ""]
+    for knob, part in summary[summary["knob"] != "none"].groupby("knob", sort=False):
+        cells = []
+        for row in part.itertuples():
+            mark = "" if row.delta_shift_distinguishable else " (indistinguishable)"
+            delta = _points(row.delta_shift_mean, row.delta_shift_low, row.delta_shift_high)
+            cells.append(f"{row.setting.split('=')[1]}: {delta}{mark}")
+        lines.append(f"- {knob}: " + "; ".join(cells) + ".")
+    ranked = summary[summary["method"] == "lipsum"].sort_values("shift_acc_mean", ascending=False)
+    best = ranked.iloc[0]
+    base = summary.set_index("setting").loc[default]
+    lines.append(
+        f"- Best Lipsum-FT setting on shift accuracy: `{best['setting']}` at {_pct(best['shift_acc_mean'])}% "
+        f"(default {_pct(base['shift_acc_mean'])}%, reference {_pct(best['ref_acc_mean'])}% vs "
+        f"{_pct(base['ref_acc_mean'])}%)."
+    )
+    costs = summary[summary["knob"] == "num_texts"]
+    if len(costs):
+        cost = "; ".join(f"{r.setting}: {r.ms_per_step_mean:.0f} ms" for r in costs.itertuples())
+        lines.append(f"- Step cost grows with M: {cost}; default {base['ms_per_step_mean']:.0f} ms.")
+    return lines
+
+
+def choice_paragraph(choice: pd.DataFrame, gap_correlation: dict[str, float], tolerance: float) -> list[str]:
+    lines = [
+        "",
+        f"**2. Choosing without shift labels** (per seed, every run × WiSE α and zero-shot; "
+        f"(c) admits reference val accuracy within {100 * tolerance:.1f} points of the best):",
+        "",
+        "| criterion | ref test acc | shift test acc | regret to oracle | picks |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for row in choice.itertuples():
+        lines.append(
+            f"| {CRITERION_NAMES[row.criterion]} | "
+            f"{_pct(row.ref_acc_mean)} ± {_pct(_nan0(row.ref_acc_std))} | "
+            f"{_pct(row.shift_acc_mean)} ± {_pct(_nan0(row.shift_acc_std))} | "
+            f"{_pct(row.regret_mean)} ± {_pct(_nan0(row.regret_std))} | {row.picks} |"
+        )
+    c = gap_correlation
+    lines += [
+        "",
+        f"Over all {c['n']} candidates, the label-free energy gap and shift test accuracy have Spearman "
+        f"ρ = {c['rho']:+.2f} [{c['rho_low']:+.2f}, {c['rho_high']:+.2f}]. Accuracies are mean ± std "
+        "over seeds, in %.",
+    ]
+    return lines
+
+
+def front_paragraph(front: dict[str, Any], seeds: int) -> list[str]:
+    base = front["baseline"]
+    met = "met" if front["target_met"] else "not met"
+    lines = [
+        "",
+        "**3. No trade-off left?** Criterion (c) over configurations (seed-mean val scores) chose "
+        f"`{front['configuration']}`: reference {_pct(front['ref_acc'])}% "
+        f"({base} {_pct(front[f'{base}_ref_acc'])}%, zero-shot {_pct(front['zeroshot_ref_acc'])}%), "
+        f"shift {_pct(front['shift_acc'])}% (zero-shot {_pct(front['zeroshot_shift_acc'])}%).",
+        "",
+    ]
+    for name, label in (
+        (f"ref_minus_{base}", f"reference vs {base}"),
+        ("ref_minus_zeroshot", "reference vs zero-shot"),
+        ("shift_minus_zeroshot", "shift vs zero-shot"),
+    ):
+        mark = " (indistinguishable)" if front[f"{name}_indistinguishable"] else ""
+        lines.append(f"- {label}: {_points(front[name], front[f'{name}_low'], front[f'{name}_high'])}{mark}")
+    lines.append(
+        f"- Target (reference ≥ {base} and zero-shot, shift ≥ zero-shot, {seeds}-seed means): {met}."
+    )
+    if front["front_best_configuration"]:
+        lines.append(
+            "- Reading test labels (for reference only): the best shift accuracy among configurations "
+            f"whose reference accuracy reaches the target is `{front['front_best_configuration']}` at "
+            f"{_pct(front['front_best_shift_at_target_ref'])}%, "
+            f"{100 * front['front_shortfall']:+.1f} points short of zero-shot's shift accuracy "
+            "(negative: above it)."
+        )
+    return lines
+
+
+def findings_markdown(
+    sensitivity_summary: pd.DataFrame,
+    correlations: dict[str, Any],
+    profile: pd.DataFrame,
+    choice: pd.DataFrame,
+    gap_correlation: dict[str, float],
+    front: dict[str, Any],
+    study,
+    default: str,
+) -> str:
+    seeds = ", ".join(map(str, study.seeds))
+    lines = [
+        f"### Findings of the ablation study ({len(study.seeds)} seeds: {seeds}; "
+        "generated from reports/ablation/)",
+        "",
+        *diagnostics_paragraph(correlations, profile, study.bootstrap.level),
+        *sensitivity_paragraph(sensitivity_summary, default),
+        *choice_paragraph(choice, gap_correlation, study.tolerance),
+        *front_paragraph(front, len(study.seeds)),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def flat_metrics(
+    sensitivity_summary: pd.DataFrame,
+    correlations: dict[str, Any],
+    choice: pd.DataFrame,
+    gap_correlation: dict[str, float],
+    front: dict[str, Any],
+) -> dict[str, float]:
+    """Numbers DVC tracks: per setting shift/ref means and paired Δ, correlations, picks, the target."""
+    out: dict[str, float] = {}
+    for row in sensitivity_summary.itertuples():
+        for column in ("shift_acc_mean", "ref_acc_mean", "delta_shift_mean", "ms_per_step_mean"):
+            value = getattr(row, column)
+            if value == value:
+                out[f"sensitivity.{row.setting}.{column}"] = round(float(value), 6)
+    for population, c in correlations.items():
+        for name in ("rho_energy_gap", "rho_feature_distortion", "abs_rho_difference"):
+            out[f"diagnostics.{population}.{name}"] = round(float(c[name]), 6)
+    for row in choice.itertuples():
+        out[f"choice.{row.criterion}.shift_acc_mean"] = round(float(row.shift_acc_mean), 6)
+        out[f"choice.{row.criterion}.regret_mean"] = round(float(row.regret_mean), 6)
+    out["choice.gap_vs_shift_rho"] = round(float(gap_correlation["rho"]), 6)
+    for key in ("ref_acc", "shift_acc", "ref_minus_zeroshot", "shift_minus_zeroshot"):
+        out[f"front.{key}"] = round(float(front[key]), 6)
+    out["front.target_met"] = float(bool(front["target_met"]))
+    return out
+
+
+def _nan0(value: float) -> float:
+    return 0.0 if value != value else value

@@ -1,0 +1,156 @@
+"""Nodes of the ``ablation_report`` pipeline: the ``ablation`` study's per-image outcomes turned into
+sensitivity tables, the energy-gap-vs-distortion comparison, model choice without shift labels, the
+reference-vs-shift front, plots and the README's findings.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from lipsum_ft.evaluation import ablation_plots, diagnostics, findings, model_choice, sensitivity
+from lipsum_ft.evaluation.bootstrap import resample_counts
+from lipsum_ft.evaluation.outcomes import OutcomeMatrices
+from lipsum_ft.params import AblationParams, EvaluateParams, FinetuneParams, parse
+from lipsum_ft.pipelines.ablation.nodes import DEFAULT, KNOB_FIELDS
+
+
+def _analysis_inputs(
+    outcomes: pd.DataFrame, candidates: pd.DataFrame, evaluate: dict[str, Any], ablation: dict[str, Any]
+) -> tuple[OutcomeMatrices, dict[str, np.ndarray], str, AblationParams]:
+    params: EvaluateParams = parse("evaluate", evaluate)
+    study: AblationParams = parse("ablation", ablation)
+    matrices = OutcomeMatrices.from_frame(outcomes, candidates["candidate"].tolist())
+    counts = resample_counts(matrices.image_counts(), study.bootstrap.samples, study.bootstrap.seed)
+    return matrices, counts, params.reference_domain, study
+
+
+def candidate_scores(
+    outcomes: pd.DataFrame, candidates: pd.DataFrame, evaluate: dict[str, Any], ablation: dict[str, Any]
+) -> pd.DataFrame:
+    """The candidates table people read: description, val criteria and test scores, one row each."""
+    matrices, _, reference, _ = _analysis_inputs(outcomes, candidates, evaluate, ablation)
+    bins = parse("evaluate", evaluate).ece_bins
+    return candidates.join(matrices.scores(reference, bins), on="candidate")
+
+
+def summarise_sensitivity(
+    scored: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    study_log: pd.DataFrame,
+    batch_size: int,
+    evaluate: dict[str, Any],
+    ablation: dict[str, Any],
+) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """Per run and per setting (mean, std, paired differences with intervals), and the Markdown table."""
+    matrices, counts, reference, study = _analysis_inputs(outcomes, scored, evaluate, ablation)
+    scores = scored.set_index("candidate")[list(sensitivity.RUN_METRICS[:-1])]
+    runs = sensitivity.run_table(scores, scored.drop(columns=scores.columns), study_log, batch_size)
+    summary = sensitivity.sensitivity_summary(
+        runs, matrices, counts, reference, DEFAULT, study.bootstrap.level
+    )
+    return runs, summary, sensitivity.sensitivity_markdown(summary, DEFAULT, study.bootstrap.level)
+
+
+def compare_diagnostics(
+    scored: pd.DataFrame,
+    runs: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    evaluate: dict[str, Any],
+    ablation: dict[str, Any],
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Energy gap vs feature distortion as explanations of shift accuracy, over the fine-tuned models
+    (every run at alpha 1, and the chain's TPGM) and over every candidate but zero-shot (WiSE too);
+    and the per-method profile.
+    """
+    matrices, counts, reference, study = _analysis_inputs(outcomes, scored, evaluate, ablation)
+    scores = scored.set_index("candidate")
+    tuned = scored[((scored["source"] == "study") & (scored["alpha"] == 1.0)) | (scored["source"] == "chain")]
+    everything = scored[scored["source"] != "zeroshot"]
+    populations = {"finetuned": tuned, "candidates": everything}
+    correlations = {
+        name: diagnostics.rank_correlations(
+            matrices, scores, members["candidate"].tolist(), counts, reference, study.bootstrap.level
+        )
+        for name, members in populations.items()
+    }
+    profile = diagnostics.method_profile(runs, [*study.baselines, DEFAULT])
+    return correlations, profile
+
+
+def choose_models(
+    scored: pd.DataFrame, outcomes: pd.DataFrame, evaluate: dict[str, Any], ablation: dict[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
+    """Each criterion's pick per seed, the summary over seeds, and how well the label-free energy gap
+    ranks the candidates' shift accuracy.
+    """
+    matrices, counts, reference, study = _analysis_inputs(outcomes, scored, evaluate, ablation)
+    scores = scored.set_index("candidate")[["ref_acc", "shift_acc"]]
+    described = scored.drop(columns=[c for c in scored.columns if c in scores.columns])
+    picks = model_choice.picks_per_seed(described, scores, study.tolerance)
+    correlation = model_choice.gap_accuracy_correlation(
+        scored, matrices, counts, reference, study.bootstrap.level
+    )
+    return picks, model_choice.choice_summary(picks), correlation
+
+
+def search_front(
+    scored: pd.DataFrame, outcomes: pd.DataFrame, evaluate: dict[str, Any], ablation: dict[str, Any]
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Every configuration's seed means on the reference-vs-shift plane, and criterion (c)'s pick
+    against the no-trade-off target.
+    """
+    matrices, counts, reference, study = _analysis_inputs(outcomes, scored, evaluate, ablation)
+    scores = scored.set_index("candidate")[["ref_acc", "shift_acc"]]
+    described = scored.drop(columns=["ref_acc", "shift_acc"])
+    configs = model_choice.configurations(described, scores)
+    verdict = model_choice.moonshot(
+        configs,
+        scored,
+        matrices,
+        counts,
+        reference,
+        study.baselines[0],
+        study.tolerance,
+        study.bootstrap.level,
+    )
+    return configs.reset_index(), verdict
+
+
+def write_findings(
+    sensitivity_summary: pd.DataFrame,
+    correlations: dict[str, Any],
+    profile: pd.DataFrame,
+    choice: pd.DataFrame,
+    gap_correlation: dict[str, float],
+    front: dict[str, Any],
+    ablation: dict[str, Any],
+) -> tuple[str, dict[str, float]]:
+    """The README's Findings section, generated from the study's tables, and flat DVC metrics."""
+    study: AblationParams = parse("ablation", ablation)
+    text = findings.findings_markdown(
+        sensitivity_summary, correlations, profile, choice, gap_correlation, front, study, DEFAULT
+    )
+    metrics = findings.flat_metrics(sensitivity_summary, correlations, choice, gap_correlation, front)
+    return text, json.loads(json.dumps(metrics))
+
+
+def plot_sensitivity(
+    runs: pd.DataFrame, scored: pd.DataFrame, finetune: dict[str, Any], ablation: dict[str, Any]
+) -> Figure:
+    params: FinetuneParams = parse("finetune", finetune)
+    study: AblationParams = parse("ablation", ablation)
+    defaults = {knob: float(getattr(params.lipsum, field)) for knob, field in KNOB_FIELDS.items()}
+    return ablation_plots.sensitivity(runs, scored, study.baselines[0], DEFAULT, defaults)
+
+
+def plot_diagnostics(scored: pd.DataFrame, correlations: dict[str, Any]) -> Figure:
+    return ablation_plots.diagnostics(scored, correlations)
+
+
+def plot_front(configs: pd.DataFrame, scored: pd.DataFrame, front: dict[str, Any]) -> Figure:
+    return ablation_plots.front(configs, scored, front)
