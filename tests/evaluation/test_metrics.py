@@ -11,7 +11,10 @@ from lipsum_ft.evaluation.metrics import (
     accuracy,
     classification_metrics,
     energy_gap,
+    energy_gap_per_image,
     expected_calibration_error,
+    feature_distortion,
+    feature_distortion_per_image,
     group_logits,
     nll,
     reliability_bins,
@@ -170,3 +173,23 @@ def test_classification_metrics_bundle_the_metrics_with_fifteen_bins_by_default(
     assert classification_metrics(logits, labels, bins=5)["ece"] == pytest.approx(
         ece_by_loops(CONFIDENCES, CORRECT, 5), rel=1e-5, abs=1e-6
     )
+
+
+def test_feature_distortion_is_the_squared_distance_of_unit_features_by_hand():
+    # image 1 turns by 90 degrees (distance^2 = 2), image 2 keeps its direction but not its norm (0),
+    # image 3 turns by 60 degrees (distance^2 = 2 - 2 cos 60 = 1): mean 1.0
+    features = torch.tensor([[3.0, 0.0], [0.6, 0.8], [0.5, 3**0.5 / 2]])
+    zero_shot = torch.tensor([[0.0, 2.0], [1.2, 1.6], [1.0, 0.0]])
+    per_image = feature_distortion_per_image(features, zero_shot)
+    assert per_image.tolist() == pytest.approx([2.0, 0.0, 1.0], abs=1e-6)
+    assert feature_distortion(features, zero_shot) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_energy_gap_per_image_averages_over_texts_and_its_mean_is_the_gap():
+    features = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    zero_shot = torch.tensor([[0.0, 1.0], [0.0, 1.0]])
+    texts = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+    # image 1: <t, f - f0> = (1, -0.2, -1) -> mean of squares (1 + 0.04 + 1) / 3; image 2: no change
+    per_image = energy_gap_per_image(features, zero_shot, texts)
+    assert per_image.tolist() == pytest.approx([2.04 / 3, 0.0], abs=1e-6)
+    assert energy_gap(features, zero_shot, texts) == pytest.approx(2.04 / 6, abs=1e-6)

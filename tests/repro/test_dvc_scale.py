@@ -6,10 +6,6 @@ share through the committed remote (push, clone, pull: nothing to recompute), ex
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,49 +14,18 @@ from omegaconf import OmegaConf
 
 from lipsum_ft.clip import backbone  # noqa: F401  (registers the packaged model configs with open_clip)
 from tests.pipelines.test_domainnet_env import tiny_domainnet_settings
-from tests.repro.test_dvc import small_base, stages_run
+from tests.repro.dvc_helpers import BIN, DVC, GIT, copy_project, sh, stages_run
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-DVC = [sys.executable, "-m", "dvc"]
-GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
 pytestmark = pytest.mark.slow
 
 
-def sh(args: list[str], cwd: Path) -> str:
-    """Run with the venv's python first on PATH (as an activated venv would) and no PYTHONPATH: a
-    temp or queued experiment must find the project's code in its own copy of the repo."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(DVC_NO_ANALYTICS="1", KEDRO_DISABLE_TELEMETRY="1", GX_ANALYTICS_ENABLED="false")
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done.stdout + done.stderr
-
-
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
+def repo(reproduced, tmp_path_factory) -> Path:
     """The project as a fresh clone would have it (committed .dvc/config and its default remote),
-    after one `dvc repro` of the embedded benchmark."""
-    root = tmp_path_factory.mktemp("share") / "lipsum-ft"
-    root.mkdir()
-    for name in ("pyproject.toml", "dvc.yaml", ".dvcignore", ".gitignore", ".telemetry"):
-        shutil.copy(REPO / name, root / name)
-    for folder in ("src", "conf", "envs"):
-        shutil.copytree(
-            REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "local")
-        )
-    (root / "conf" / "local").mkdir()
-    (root / ".venv").symlink_to(BIN.parent)
-    small_base(root / "conf")
-    sh(["git", "init", "-q"], root)
-    sh(DVC + ["init", "-q"], root)
-    shutil.copy(REPO / ".dvc/config", root / ".dvc/config")
-    started = time.perf_counter()
-    sh(DVC + ["repro"], root)
-    print(f"dvc repro (embedded benchmark, conf/test sizes): {time.perf_counter() - started:.1f} s")
+    after one `dvc repro` of the embedded benchmark, its results committed."""
+    root = copy_project(reproduced[0], tmp_path_factory.mktemp("share") / "lipsum-ft")
     sh(GIT + ["add", "-A"], root)
-    sh(GIT + ["commit", "-qm", "init"], root)
+    sh(GIT + ["commit", "-qm", "results"], root)
     return root
 
 

@@ -26,7 +26,7 @@ class UnlabelledImages:
         if not isinstance(images, InMemoryImages | StreamedImages):
             raise TypeError(f"UnlabelledImages takes an image set, got {type(images).__name__}")
         stripped = copy.copy(images)  # shares the pixels (or paths); owns its own label tensor
-        stripped.labels = torch.full_like(images.labels, UNKNOWN_LABEL)
+        stripped.labels = torch.full((len(images),), UNKNOWN_LABEL, dtype=torch.long)
         self._images = stripped
 
     def __len__(self) -> int:

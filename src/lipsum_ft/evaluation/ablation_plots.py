@@ -44,6 +44,9 @@ def sensitivity(
         ax.axhline(base_shift, color=METHOD_COLOURS["ft"], ls="--", lw=1, label=f"{baseline} (mean)")
         ax.axhline(zero_shift, color=METHOD_COLOURS["zeroshot"], ls=":", lw=1.2, label="zero-shot")
         ax.set_xscale("log")
+        ticks = sorted(points["value"].unique())
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.minorticks_off()
         ax.set_xlabel(KNOB_LABELS[knob])
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("shift-domain mean accuracy (%)")
@@ -100,7 +103,7 @@ def front(configs: pd.DataFrame, scored: pd.DataFrame, verdict: dict[str, Any]) 
     zero-shot and baseline points, the target corner and criterion (c)'s pick.
     """
     base = verdict["baseline"]
-    fig = Figure(figsize=(7.5, 5.5), layout="constrained")
+    fig = Figure(figsize=(10, 5.5), layout="constrained")
     ax = fig.subplots()
     for method, part in configs.groupby("method"):
         ax.scatter(
@@ -161,5 +164,5 @@ def front(configs: pd.DataFrame, scored: pd.DataFrame, verdict: dict[str, Any]) 
     ax.set_ylabel("shift-domain mean accuracy (%, test, seed mean)")
     ax.set_title("Every configuration (setting × WiSE α) against the no-trade-off target")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))  # outside: no point hidden
     return fig

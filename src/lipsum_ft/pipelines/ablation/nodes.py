@@ -57,6 +57,20 @@ def setting_params(params: FinetuneParams, setting: dict[str, Any], seed: int) -
     return params.model_copy(update=update)
 
 
+def check_lengths(params: FinetuneParams, study: AblationParams, context_length: int) -> None:
+    """Fail before any training when a text of L random tokens (plus start and end) cannot fit the
+    model's context (the tiny CLIP's is 16; ViT-B/16's 77)."""
+    if params.lipsum.guidance != "random_tokens":
+        return  # L counts words for random_words: their token count is not known in advance
+    longest = context_length - 2
+    too_long = [length for length in study.knobs.length if length > longest]
+    if too_long:
+        raise ValueError(
+            f"ablation.knobs.length {too_long}: random-token texts of L tokens take L + 2 positions, and "
+            f"this model's context length is {context_length}; use L <= {longest}"
+        )
+
+
 def run_name(setting: str, seed: int) -> str:
     return f"{setting}/seed{seed}"
 
@@ -73,6 +87,7 @@ def finetune_ablation_runs(
     params: FinetuneParams = parse("finetune", finetune)
     study: AblationParams = parse("ablation", ablation)
     spec = pretrained_clip.spec
+    check_lengths(params, study, spec.context_length)
     train_data, val_data = reference_data(
         manifest, params, spec.image_size, spec.preprocess_cfg["mean"], spec.preprocess_cfg["std"]
     )

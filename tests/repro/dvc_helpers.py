@@ -1,0 +1,73 @@
+"""Running git and DVC on a temporary copy of the project, as a fresh clone would have it."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+DVC = [sys.executable, "-m", "dvc"]
+GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+
+
+def sh(args: list[str], cwd: Path) -> str:
+    """Run with the venv's python first on PATH (as an activated venv would) and no PYTHONPATH: a
+    temp or queued experiment must find the project's code in its own copy of the repo."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(DVC_NO_ANALYTICS="1", KEDRO_DISABLE_TELEMETRY="1", GX_ANALYTICS_ENABLED="false")
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout + done.stderr
+
+
+def stages_run(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def small_base(conf: Path) -> None:
+    """Fold conf/test into conf/base (the stages run --env=base) so the chain takes about a minute."""
+    for test_file in (conf / "test").glob("parameters_*.yml"):
+        base_file = conf / "base" / test_file.name
+        merged = OmegaConf.merge(OmegaConf.load(base_file), OmegaConf.load(test_file))
+        base_file.write_text(OmegaConf.to_yaml(merged))
+    study = conf / "base" / "parameters_guidance.yml"  # two short runs are enough to prove the stage
+    small = {"guidance_study": {"strategies": ["random_tokens", "fixed_pool"], "seeds": [0], "baselines": []}}
+    study.write_text(OmegaConf.to_yaml(OmegaConf.merge(OmegaConf.load(study), small)))
+    ablation = conf / "base" / "parameters_ablation.yml"  # three short runs: ft, the default, one lambda
+    small = {"ablation": {"seeds": [0], "knobs": {"lambda": [0.3], "length": [8]}}}
+    ablation.write_text(OmegaConf.to_yaml(OmegaConf.merge(OmegaConf.load(ablation), small)))
+
+
+def fresh_project(root: Path) -> Path:
+    """The tracked project (with its committed .dvc/config and default remote) under ``root``,
+    conf/test sizes folded into conf/base, committed to a new git repository."""
+    root.mkdir(parents=True)
+    for name in ("pyproject.toml", "dvc.yaml", ".dvcignore", ".gitignore", ".telemetry"):
+        shutil.copy(REPO / name, root / name)
+    for folder in ("src", "conf", "envs"):
+        shutil.copytree(
+            REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "local")
+        )
+    (root / "conf" / "local").mkdir()
+    (root / ".venv").symlink_to(BIN.parent)
+    small_base(root / "conf")
+    sh(["git", "init", "-q"], root)
+    sh(DVC + ["init", "-q"], root)
+    shutil.copy(REPO / ".dvc/config", root / ".dvc/config")
+    sh(GIT + ["add", "-A"], root)
+    sh(GIT + ["commit", "-qm", "init"], root)
+    return root
+
+
+def copy_project(source: Path, target: Path) -> Path:
+    """A working copy of a reproduced project (git history, DVC cache and outputs, the .venv link)."""
+    shutil.copytree(source, target, symlinks=True)
+    return target
