@@ -65,7 +65,8 @@ def test_repro_runs_the_chain_then_does_nothing_then_reruns_only_downstream_of_a
 
 
 def test_metrics_and_plots_read_the_reports(repo):
-    metrics = json.loads(sh(DVC + ["metrics", "show", "--json"], repo))
+    # the JSON is the first line; DVC then warns that envs/domainnet's metrics were never produced
+    metrics = json.loads(sh(DVC + ["metrics", "show", "--json"], repo).splitlines()[0])
     flat = json.dumps(metrics)
     assert "lipsum.test.sketch.acc" in flat and "zeroshot" in flat and "fixed_pool.shift_acc_mean" in flat
     assert "front.target_met" in flat and "lipsum.test.sketch.feature_distortion" in flat
