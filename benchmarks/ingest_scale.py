@@ -90,10 +90,11 @@ def run_nodes(data: dict, out: Path) -> dict[str, float]:
     """The pipeline's nodes in order, each timed (``prepare_dataset`` only describes a folder source)."""
     seconds = {}
     started = time.perf_counter()
-    manifest, classnames, groups = build_manifest({"source": "folders"}, data)
+    prepared = {"source": "folders"}
+    manifest, classnames, groups = build_manifest(prepared, data)
     seconds["build_manifest_s"] = time.perf_counter() - started
     started = time.perf_counter()
-    manifest, classnames, groups, report = validate_dataset(manifest, classnames, groups, data)
+    manifest, classnames, groups, report, _ = validate_dataset(manifest, classnames, groups, prepared, data)
     seconds["validate_dataset_s"] = time.perf_counter() - started
     started = time.perf_counter()
     AtomicParquetDataset(filepath=str(out / "manifest.parquet")).save(manifest)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 import pytest
@@ -97,3 +98,27 @@ def test_manifest_paths_are_normalised(digit_tree):
     paths = photo_train["path"].tolist()
     assert paths[-1] == str(digit_tree.root / first) == paths[0]
     assert photo_train["class_name"].iloc[-1] == folder
+
+
+def test_real_paths_equal_os_realpath_with_linked_files_folders_and_missing_files(tmp_path):
+    from lipsum_ft.data.layout import RealPaths
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.png").write_bytes(b"x")
+    root = tmp_path / "root"
+    (root / "real" / "cat").mkdir(parents=True)
+    (root / "real" / "cat" / "a.png").write_bytes(b"x")
+    (root / "real" / "cat" / "link.png").symlink_to(outside / "secret.png")  # a file link out of the root
+    (root / "real" / "dog").symlink_to(outside, target_is_directory=True)  # a folder link out of the root
+    paths = [
+        root / "real" / "cat" / "a.png",
+        root / "real" / "cat" / "link.png",
+        root / "real" / "dog" / "secret.png",
+        root / "real" / "cat" / "missing.png",
+        root / "nowhere" / "b.png",
+    ]
+    realpath = RealPaths()
+    for path in [*paths, *paths]:  # the second pass answers from the folder cache
+        assert realpath(str(path)) == os.path.realpath(path)
+    assert realpath(str(paths[1])) == str(outside.resolve() / "secret.png")

@@ -20,6 +20,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from lipsum_ft.data.errors import DataInputError
+from lipsum_ft.data.layout import RealPaths
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
@@ -94,7 +95,8 @@ def validation_frame(manifest: pd.DataFrame, rules: ValidationRules, progress: b
     frame["expected_label"] = frame["class_name"].map(label_of).fillna(-1).astype("int64")
     frame["file_exists"] = files_exist(frame["path"].tolist())
     # one file under two spellings (a symlink inside the root) is still one file in two splits
-    frame["real_path"] = [os.path.realpath(p) if isinstance(p, str) else p for p in frame["path"]]
+    realpath = RealPaths()
+    frame["real_path"] = [realpath(p) if isinstance(p, str) else p for p in frame["path"]]
     frame["splits_of_path"] = frame.groupby("real_path")["split"].transform("nunique")
     frame["domain_split"] = frame["domain"].astype(str) + "/" + frame["split"].astype(str)
     frame["rows_in_domain_split"] = frame.groupby("domain_split")["path"].transform("size")
