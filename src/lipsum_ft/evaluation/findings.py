@@ -10,6 +10,8 @@ from typing import Any
 
 import pandas as pd
 
+from lipsum_ft.evaluation.reporting import _zero_if_nan
+
 POPULATIONS = {
     "finetuned": "fine-tuned models (every run at α = 1, and the default chain's TPGM)",
     "candidates": "candidates (every run × WiSE α > 0, and TPGM)",
@@ -105,9 +107,9 @@ def choice_paragraph(choice: pd.DataFrame, gap_correlation: dict[str, float], to
     for row in choice.itertuples():
         lines.append(
             f"| {CRITERION_NAMES[row.criterion]} | "
-            f"{_pct(row.ref_acc_mean)} ± {_pct(_nan0(row.ref_acc_std))} | "
-            f"{_pct(row.shift_acc_mean)} ± {_pct(_nan0(row.shift_acc_std))} | "
-            f"{_pct(row.regret_mean)} ± {_pct(_nan0(row.regret_std))} | {row.picks} |"
+            f"{_pct(row.ref_acc_mean)} ± {_pct(_zero_if_nan(row.ref_acc_std))} | "
+            f"{_pct(row.shift_acc_mean)} ± {_pct(_zero_if_nan(row.shift_acc_std))} | "
+            f"{_pct(row.regret_mean)} ± {_pct(_zero_if_nan(row.regret_std))} | {row.picks} |"
         )
     c = gap_correlation
     lines += [
@@ -211,7 +213,3 @@ def flat_metrics(
             out[f"front.test_best.{key}"] = round(float(front[f"front_best_{key}"]), 6)
     out["front.target_met"] = float(bool(front["target_met"]))
     return out
-
-
-def _nan0(value: float) -> float:
-    return 0.0 if value != value else value

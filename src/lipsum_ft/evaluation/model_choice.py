@@ -135,8 +135,10 @@ def moonshot(
         "ref": matrices.resampled("correct", counts, [reference]),
         "shift": matrices.resampled("correct", counts, shift_domains),
     }
-    point = {"ref": matrices.domain_means("correct")[reference], "shift": None}
-    point["shift"] = pd.Series(_shift_acc(matrices, reference), index=matrices.candidates)
+    point = {
+        "ref": matrices.domain_means("correct")[reference].to_numpy(),
+        "shift": _shift_acc(matrices, reference),
+    }
 
     def members(setting: str, alpha: float) -> list[int]:
         rows = candidates[
@@ -159,9 +161,9 @@ def moonshot(
         picked = members(configs.loc[configuration, "setting"], configs.loc[configuration, "alpha"])
         found: dict[str, float | bool] = {}
         for side in ("ref", "shift"):
-            found[f"{prefix}{side}_acc"] = float(point[side].to_numpy()[picked].mean())
+            found[f"{prefix}{side}_acc"] = float(point[side][picked].mean())
         for name, (side, other) in comparisons.items():
-            values = point[side].to_numpy()
+            values = point[side]
             found[f"{prefix}{name}"] = float(values[picked].mean() - values[other].mean())
             difference = draws[side][:, picked].mean(axis=1) - draws[side][:, other].mean(axis=1)
             low, high = interval(difference, level)
@@ -172,8 +174,8 @@ def moonshot(
 
     out: dict[str, float | str | bool] = {"configuration": chosen, "baseline": baseline}
     for side in ("ref", "shift"):
-        out[f"{baseline}_{side}_acc"] = float(point[side].to_numpy()[yardstick].mean())
-        out[f"zeroshot_{side}_acc"] = float(point[side].to_numpy()[zero].mean())
+        out[f"{baseline}_{side}_acc"] = float(point[side][yardstick].mean())
+        out[f"zeroshot_{side}_acc"] = float(point[side][zero].mean())
     out.update(versus(chosen))
     # reading test labels, for reference only: the best shift accuracy at the target's reference accuracy
     target_ref = max(out[f"{baseline}_ref_acc"], out["zeroshot_ref_acc"])

@@ -12,6 +12,7 @@ import pandas as pd
 
 from lipsum_ft.evaluation.bootstrap import covers_zero, interval
 from lipsum_ft.evaluation.outcomes import OutcomeMatrices
+from lipsum_ft.evaluation.reporting import _zero_if_nan
 
 RUN_METRICS = (
     "ref_acc",
@@ -123,7 +124,3 @@ def _delta(row, name: str, default: str) -> str:
         return "–"
     verdict = "" if getattr(row, f"delta_{name}_distinguishable") else " *indistinguishable*"
     return f"{100 * mean:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]{verdict}"
-
-
-def _zero_if_nan(value: float) -> float:
-    return 0.0 if value != value else value

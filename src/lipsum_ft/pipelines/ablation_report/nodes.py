@@ -19,35 +19,36 @@ from lipsum_ft.params import AblationParams, EvaluateParams, FinetuneParams, par
 from lipsum_ft.pipelines.ablation.nodes import DEFAULT, KNOB_FIELDS
 
 
-def _analysis_inputs(
+def outcome_matrices(
     outcomes: pd.DataFrame, candidates: pd.DataFrame, evaluate: dict[str, Any], ablation: dict[str, Any]
-) -> tuple[OutcomeMatrices, dict[str, np.ndarray], str, AblationParams]:
+) -> tuple[OutcomeMatrices, dict[str, np.ndarray], pd.DataFrame]:
+    """The per-image outcomes pivoted once into candidate x image matrices, the bootstrap's image
+    resamples (shared by every interval below, so differences stay paired), and the candidates table
+    people read: description, val criteria and test scores, one row each.
+    """
     params: EvaluateParams = parse("evaluate", evaluate)
     study: AblationParams = parse("ablation", ablation)
     matrices = OutcomeMatrices.from_frame(outcomes, candidates["candidate"].tolist())
     counts = resample_counts(matrices.image_counts(), study.bootstrap.samples, study.bootstrap.seed)
-    return matrices, counts, params.reference_domain, study
+    scored = candidates.join(matrices.scores(params.reference_domain, params.ece_bins), on="candidate")
+    return matrices, counts, scored
 
 
-def candidate_scores(
-    outcomes: pd.DataFrame, candidates: pd.DataFrame, evaluate: dict[str, Any], ablation: dict[str, Any]
-) -> pd.DataFrame:
-    """The candidates table people read: description, val criteria and test scores, one row each."""
-    matrices, _, reference, _ = _analysis_inputs(outcomes, candidates, evaluate, ablation)
-    bins = parse("evaluate", evaluate).ece_bins
-    return candidates.join(matrices.scores(reference, bins), on="candidate")
+def _reference(evaluate: dict[str, Any]) -> str:
+    return parse("evaluate", evaluate).reference_domain
 
 
 def summarise_sensitivity(
     scored: pd.DataFrame,
-    outcomes: pd.DataFrame,
+    matrices: OutcomeMatrices,
+    counts: dict[str, np.ndarray],
     study_log: pd.DataFrame,
     batch_size: int,
     evaluate: dict[str, Any],
     ablation: dict[str, Any],
 ) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """Per run and per setting (mean, std, paired differences with intervals), and the Markdown table."""
-    matrices, counts, reference, study = _analysis_inputs(outcomes, scored, evaluate, ablation)
+    reference, study = _reference(evaluate), parse("ablation", ablation)
     scores = scored.set_index("candidate")[list(sensitivity.RUN_METRICS[:-1])]
     runs = sensitivity.run_table(scores, scored.drop(columns=scores.columns), study_log, batch_size)
     summary = sensitivity.sensitivity_summary(
@@ -59,7 +60,8 @@ def summarise_sensitivity(
 def compare_diagnostics(
     scored: pd.DataFrame,
     runs: pd.DataFrame,
-    outcomes: pd.DataFrame,
+    matrices: OutcomeMatrices,
+    counts: dict[str, np.ndarray],
     evaluate: dict[str, Any],
     ablation: dict[str, Any],
 ) -> tuple[dict[str, Any], pd.DataFrame]:
@@ -67,7 +69,7 @@ def compare_diagnostics(
     (every run at alpha 1, and the chain's TPGM) and over every candidate but zero-shot (WiSE too);
     and the per-method profile.
     """
-    matrices, counts, reference, study = _analysis_inputs(outcomes, scored, evaluate, ablation)
+    reference, study = _reference(evaluate), parse("ablation", ablation)
     scores = scored.set_index("candidate")
     tuned = scored[((scored["source"] == "study") & (scored["alpha"] == 1.0)) | (scored["source"] == "chain")]
     everything = scored[scored["source"] != "zeroshot"]
@@ -83,12 +85,16 @@ def compare_diagnostics(
 
 
 def choose_models(
-    scored: pd.DataFrame, outcomes: pd.DataFrame, evaluate: dict[str, Any], ablation: dict[str, Any]
+    scored: pd.DataFrame,
+    matrices: OutcomeMatrices,
+    counts: dict[str, np.ndarray],
+    evaluate: dict[str, Any],
+    ablation: dict[str, Any],
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
     """Each criterion's pick per seed, the summary over seeds, and how well the label-free energy gap
     ranks the candidates' shift accuracy.
     """
-    matrices, counts, reference, study = _analysis_inputs(outcomes, scored, evaluate, ablation)
+    reference, study = _reference(evaluate), parse("ablation", ablation)
     scores = scored.set_index("candidate")[["ref_acc", "shift_acc"]]
     described = scored.drop(columns=[c for c in scored.columns if c in scores.columns])
     picks = model_choice.picks_per_seed(described, scores, study.tolerance)
@@ -99,12 +105,16 @@ def choose_models(
 
 
 def search_front(
-    scored: pd.DataFrame, outcomes: pd.DataFrame, evaluate: dict[str, Any], ablation: dict[str, Any]
+    scored: pd.DataFrame,
+    matrices: OutcomeMatrices,
+    counts: dict[str, np.ndarray],
+    evaluate: dict[str, Any],
+    ablation: dict[str, Any],
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Every configuration's seed means on the reference-vs-shift plane, and criterion (c)'s pick
     against the no-trade-off target.
     """
-    matrices, counts, reference, study = _analysis_inputs(outcomes, scored, evaluate, ablation)
+    reference, study = _reference(evaluate), parse("ablation", ablation)
     scores = scored.set_index("candidate")[["ref_acc", "shift_acc"]]
     described = scored.drop(columns=["ref_acc", "shift_acc"])
     configs = model_choice.configurations(described, scores)

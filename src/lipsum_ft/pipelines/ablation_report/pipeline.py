@@ -3,9 +3,9 @@
 from kedro.pipeline import Pipeline, node
 
 from lipsum_ft.pipelines.ablation_report.nodes import (
-    candidate_scores,
     choose_models,
     compare_diagnostics,
+    outcome_matrices,
     plot_diagnostics,
     plot_front,
     plot_sensitivity,
@@ -21,17 +21,18 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             node(
-                candidate_scores,
+                outcome_matrices,
                 ["ablation_outcomes", "ablation_candidates", *STUDY],
-                "ablation_candidate_scores",
-                name="candidate_scores",
+                ["ablation_matrices", "ablation_resamples", "ablation_candidate_scores"],
+                name="outcome_matrices",
                 tags=["evaluation", "study"],
             ),
             node(
                 summarise_sensitivity,
                 [
                     "ablation_candidate_scores",
-                    "ablation_outcomes",
+                    "ablation_matrices",
+                    "ablation_resamples",
                     "ablation_log",
                     "params:finetune.batch_size",
                     *STUDY,
@@ -42,21 +43,27 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 compare_diagnostics,
-                ["ablation_candidate_scores", "ablation_sensitivity_runs", "ablation_outcomes", *STUDY],
+                [
+                    "ablation_candidate_scores",
+                    "ablation_sensitivity_runs",
+                    "ablation_matrices",
+                    "ablation_resamples",
+                    *STUDY,
+                ],
                 ["ablation_diagnostics", "ablation_method_profile"],
                 name="compare_diagnostics",
                 tags=["evaluation", "study"],
             ),
             node(
                 choose_models,
-                ["ablation_candidate_scores", "ablation_outcomes", *STUDY],
+                ["ablation_candidate_scores", "ablation_matrices", "ablation_resamples", *STUDY],
                 ["ablation_picks", "ablation_choice", "ablation_gap_correlation"],
                 name="choose_models",
                 tags=["evaluation", "study"],
             ),
             node(
                 search_front,
-                ["ablation_candidate_scores", "ablation_outcomes", *STUDY],
+                ["ablation_candidate_scores", "ablation_matrices", "ablation_resamples", *STUDY],
                 ["ablation_configurations", "ablation_front"],
                 name="search_front",
                 tags=["evaluation", "study"],
