@@ -9,8 +9,9 @@ interleaved rounds (ratios taken within a round, medians reported):
   RandomResizedCrop (bicubic) + flip, float conversion and normalisation in the worker, float
   batches through worker IPC;
 - ``new``: ``StreamedImages.train_batches``: the same crop draws, decoded at reduced JPEG scale
-  when the crop spans twice the output, resampled straight to a uint8 crop, uint8 batches through
-  IPC, normalised at the end (here on the CPU; on a GPU host the device does it).
+  when the crop spans twice the output, the crop resampled on its uint8 bytes by torch's
+  antialiased bicubic (PIL's filter, vectorised), uint8 batches through IPC, normalised at the end
+  (here on the CPU; on a GPU host the device does it).
 
 Two figures per path: ``*_images_per_s`` through a DataLoader with ``--workers`` workers (``*_per_core``
 divides by the workers), and ``one_core_*``: one worker's work per image timed in this process on

@@ -21,6 +21,7 @@ from lipsum_ft.data.images import (
     crop_key,
     crop_params,
     decode_train_crop,
+    decoded_box,
     draft_factor,
 )
 
@@ -115,13 +116,38 @@ def test_draft_only_when_the_crop_spans_twice_the_output_and_pixels_stay_close(t
     augment = Augment((0.6, 1.0), (0.9, 1.1), False)
     for key in range(6):  # crops of >= 0.6 of 1000x1200: every one is decoded at 1/2 or 1/4 scale
         top, left, h, w, _ = crop_params(1000, 1200, augment, torch.Generator().manual_seed(key))
-        assert draft_factor(h, w, 224) >= 2
-        with Image.open(path) as image:
-            full = image.convert("RGB").resize((224, 224), Image.BICUBIC, box=(left, top, left + w, top + h))
+        factor = draft_factor(h, w, 224)
+        assert factor >= 2
+        y0, x0, y1, x1 = decoded_box(top, left, h, w, factor)
+        # the decoded region's edges, in full-size pixels, within half a decoded pixel of the drawn crop
+        edges = np.array([y0, x0, y1, x1]) * factor
+        assert np.abs(edges - [top, left, top + h, left + w]).max() <= factor / 2
+        with Image.open(path) as image:  # that region resampled by PIL from the full-size decode
+            full = image.convert("RGB").resize((224, 224), Image.BICUBIC, box=tuple(edges[[1, 0, 3, 2]]))
         got = decode_train_crop(str(path), 224, augment, key)
         want = torch.from_numpy(np.asarray(full).copy())
         assert got.dtype == torch.uint8 and got.shape == (224, 224, 3)
-        assert (got.float() - want.float()).abs().mean() < 2.0  # same region; DCT-domain downscale
+        assert (got.float() - want.float()).abs().mean() < 1.0  # same region; DCT-domain downscale
+
+
+def test_an_undrafted_crop_is_pils_bicubic_resample_of_the_drawn_region_flipped_when_drawn(tmp_path):
+    path = tmp_path / "small.jpg"
+    smooth_jpeg(path, 331, 457, seed=3)
+    augment = Augment((0.08, 1.0), (3 / 4, 4 / 3), True)
+    with Image.open(path) as image:
+        full = image.convert("RGB")
+    flips = 0
+    for key in range(12):
+        top, left, h, w, flip = crop_params(331, 457, augment, torch.Generator().manual_seed(key))
+        assert draft_factor(h, w, 224) == 1  # the image is under 448 px a side
+        want = full.resize((224, 224), Image.BICUBIC, box=(left, top, left + w, top + h))
+        if flip:
+            want = want.transpose(Image.FLIP_LEFT_RIGHT)
+        flips += flip
+        got = decode_train_crop(str(path), 224, augment, key).float()
+        # torch's uint8 antialiased bicubic is PIL's filter; rounding of overshoot differs by a level or so
+        assert (got - torch.from_numpy(np.asarray(want).copy()).float()).abs().mean() < 0.2
+    assert 0 < flips < 12
 
 
 def test_streamed_batches_are_uint8_crops_normalised_at_the_end_and_resume_exactly(tmp_path):
@@ -143,3 +169,17 @@ def test_streamed_batches_are_uint8_crops_normalised_at_the_end_and_resume_exact
     torch.testing.assert_close(
         first[1][0][0], (raw.permute(2, 0, 1).float() / 255 - mean) / std, rtol=0, atol=1e-6
     )
+
+
+def test_torchvisions_decoder_and_pils_give_the_same_crops(tmp_path, monkeypatch):
+    # torchvision's image decoders are deprecated (0.29); without them PIL decodes, to the same bytes.
+    import lipsum_ft.data.images as images
+
+    assert images.decode_jpeg is not None  # the pinned torchvision has them: both paths are compared
+    path = tmp_path / "photo.jpg"
+    smooth_jpeg(path, 333, 401, seed=4)
+    augment = Augment((0.08, 1.0), (3 / 4, 4 / 3), True)
+    with_torchvision = [decode_train_crop(str(path), 224, augment, key) for key in range(5)]
+    monkeypatch.setattr(images, "decode_jpeg", None)
+    for key, crop in enumerate(with_torchvision):
+        assert torch.equal(crop, decode_train_crop(str(path), 224, augment, key))

@@ -43,3 +43,26 @@ def test_stream_mode_names_it_in_training_and_evaluation(truncated, workers):
         next(data.train_batches(0, len(data), Augment(seed=0)))
     with pytest.raises(ImageDecodeError, match=expected):
         list(data.eval_batches(16))
+
+
+def test_a_truncated_jpeg_in_streamed_training_is_named(tmp_path):
+    # Colour JPEGs take torchvision's decoder, which raises RuntimeError rather than PIL's OSError.
+    import numpy as np
+    from PIL import Image
+
+    from lipsum_ft.data.images import StreamedImages
+
+    rng = np.random.default_rng(1)
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"{i}.jpg")
+        Image.fromarray(rng.integers(0, 255, (300, 360, 3), dtype=np.uint8)).save(paths[-1], quality=90)
+    data = paths[1].read_bytes()
+    paths[1].write_bytes(data[: len(data) // 2])
+    sources = [f"photo_train.txt:{i + 1}" for i in range(3)]
+    images = StreamedImages([str(p) for p in paths], [0, 1, 2], 224, MEAN, STD, sources=sources)  # no draft
+    expected = (
+        rf"cannot decode image {re.escape(str(paths[1]))} \(listed at photo_train\.txt:2\): RuntimeError"
+    )
+    with pytest.raises(ImageDecodeError, match=expected):
+        next(images.train_batches(0, 3, Augment(seed=0)))
