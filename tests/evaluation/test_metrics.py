@@ -193,3 +193,22 @@ def test_energy_gap_per_image_averages_over_texts_and_its_mean_is_the_gap():
     per_image = energy_gap_per_image(features, zero_shot, texts)
     assert per_image.tolist() == pytest.approx([2.04 / 3, 0.0], abs=1e-6)
     assert energy_gap(features, zero_shot, texts) == pytest.approx(2.04 / 6, abs=1e-6)
+
+
+def test_the_lowest_bin_holds_confidences_under_one_over_bins():
+    # With 40 classes a near-uniform softmax is 4-6 % confident: under 1/10, so bin 0 of 10 (not bin 1).
+    g = torch.Generator().manual_seed(2)
+    logits = 0.3 * torch.rand(9, 40, generator=g)
+    logits[6:, 0] += 3.0  # three confident rows, for contrast
+    labels = torch.tensor([0, 5, 7, 1, 2, 3, 0, 0, 4])
+    probs = logits.softmax(-1)
+    confidence = probs.max(-1).values
+    assert (confidence[:6] < 0.1).all() and (confidence[6:] > 0.1).all()
+    table = reliability_bins(logits, labels, bins=10)
+    expected = [0] * 10
+    for c in confidence.tolist():
+        expected[math.ceil(c * 10) - 1] += 1
+    assert table["count"] == expected and table["count"][0] == 6
+    low = probs[:6].argmax(-1) == labels[:6]
+    assert table["accuracy"][0] == pytest.approx(low.float().mean().item())
+    assert table["confidence"][0] == pytest.approx(confidence[:6].mean().item())

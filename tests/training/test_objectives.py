@@ -145,3 +145,60 @@ def test_every_method_exports_a_clip_with_the_fine_tuned_image_tower(zero_shot):
         model, head = objective(zero_shot, method).export()
         assert head.shape == (128, len(CLASSNAMES))
         assert hasattr(model, "encode_text") and hasattr(model, "visual")
+
+
+def test_train_mode_trains_the_classifier_and_keeps_the_zero_shot_model_in_eval(zero_shot):
+    # `objective.train()` with no argument is how the loop enters training; LP keeps its tower in eval.
+    for method in ("ft", "lp", "lipsum"):
+        chosen = objective(zero_shot, method).train()
+        assert chosen.training and chosen.classifier.training and not chosen.reference.training
+        assert chosen.classifier.visual.training == (method != "lp")
+        assert not chosen.eval().classifier.training
+
+
+def test_zero_shot_features_leave_the_attention_fast_path_setting_as_found(zero_shot):
+    # The fast path is switched off only inside the call: a caller's setting (on or off) comes back.
+    lipsum = objective(zero_shot, "lipsum")
+    images, _ = batch()
+    before = torch.backends.mha.get_fastpath_enabled()
+    try:
+        for setting in (True, False):
+            torch.backends.mha.set_fastpath_enabled(setting)
+            lipsum.zero_shot_features(images)
+            assert torch.backends.mha.get_fastpath_enabled() is setting
+    finally:
+        torch.backends.mha.set_fastpath_enabled(before)
+
+
+@pytest.mark.parametrize("method", ["ft", "lipsum", "flyp"])
+def test_an_exported_model_shares_no_tensor_with_the_objective(zero_shot, method):
+    # A shallow copy would share (or, through the module dict, even replace) the frozen reference's towers.
+    chosen = objective(zero_shot, method)
+    reference_before = {k: v.clone() for k, v in chosen.reference.state_dict().items()}
+    live = {id(t) for t in [*chosen.parameters(), *chosen.buffers()]}
+    model, head = chosen.export()
+    assert all(id(t) not in live for t in [*model.parameters(), *model.buffers(), head])
+    assert chosen.reference.visual is not model.visual
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.5)
+    after = chosen.reference.state_dict()
+    assert all(torch.equal(reference_before[k], after[k]) for k in reference_before)
+
+
+def test_a_pool_larger_than_m_gives_each_step_its_own_m_rows(zero_shot):
+    # FixedPool with N = 12 > M = 5: step t uses rows randperm(12, seed * 1_000_003 + t)[:5] of the pool.
+    from lipsum_ft.training.guidance import FixedPool, RandomTokens
+
+    seed = 3
+    guidance = FixedPool(RandomTokens(num_texts=12, length=4, seed=seed), num_texts=5, seed=seed)
+    lipsum = objective(zero_shot, "lipsum", guidance=guidance)
+    pool = guidance.pool
+    padded = torch.cat([pool, torch.zeros(len(pool), 16 - pool.shape[1], dtype=torch.long)], 1)
+    with torch.no_grad():
+        encoded = F.normalize(zero_shot[0].encode_text(padded), dim=-1)
+    rows = {}
+    for step in (4, 9):
+        rows[step] = torch.randperm(12, generator=torch.Generator().manual_seed(seed * 1_000_003 + step))[:5]
+        torch.testing.assert_close(lipsum.text_features(step), encoded[rows[step]], rtol=1e-5, atol=1e-6)
+    assert not torch.equal(rows[4], rows[9])
