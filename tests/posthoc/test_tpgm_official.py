@@ -9,6 +9,7 @@ step, then one projection with ``apply=True``). It does not call our code.
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -212,3 +213,84 @@ def test_every_tensor_of_a_clip_classifier_starts_at_ratio_one_half_with_l2():
     projection.clip_radii()
     for name in names:
         torch.testing.assert_close(projection.ratio(name), torch.tensor(0.5), rtol=0, atol=1e-6)
+
+
+def test_projected_names_are_the_changed_float_tensors_bar_logit_scale_and_exclude():
+    # Every other tensor is copied from theta: a changed logit scale, a changed integer buffer, an
+    # unchanged tensor, and names with an ``exclude`` substring (here "bias").
+    zero = {
+        "a.weight": torch.zeros(2, 3),
+        "a.bias": torch.zeros(2),
+        "b.weight": torch.ones(2, 2),
+        "logit_scale": torch.tensor(4.6),
+        "steps": torch.tensor(3),
+        "c.weight": torch.zeros(4),
+    }
+    tuned = {
+        "a.weight": torch.full((2, 3), 0.3),
+        "a.bias": torch.full((2,), -0.2),
+        "b.weight": torch.ones(2, 2),
+        "logit_scale": torch.tensor(3.1),
+        "steps": torch.tensor(8),
+        "c.weight": torch.full((4,), 0.7),
+    }
+    assert projected_names(zero, tuned, exclude=("bias",)) == ["a.weight", "c.weight"]
+    assert projected_names(zero, tuned) == ["a.weight", "a.bias", "c.weight"]
+
+
+def test_excluded_tensors_keep_their_fine_tuned_values_as_if_frozen_officially():
+    # The official code projects the trainable tensors only: freezing the biases there is
+    # ``exclude=("bias",)`` here.
+    zero, tuned, batches = tiny_pair()
+    steps, lr = 3, 5e-2
+    ours, projection = learn_tpgm(
+        copy.deepcopy(zero),
+        {k: v.clone() for k, v in zero.state_dict().items()},
+        {k: v.clone() for k, v in tuned.state_dict().items()},
+        (batches[i % len(batches)] for i in range(steps)),
+        steps=steps,
+        lr=lr,
+        norm="l2",
+        exclude=("bias",),
+        progress=False,
+    )
+    assert projection.names == ["conv.weight", "fc.weight"]
+    frozen = copy.deepcopy(tuned)
+    for name, p in frozen.named_parameters():
+        p.requires_grad_("bias" not in name)
+    official_model, _ = official_tpgm(frozen, copy.deepcopy(zero), batches, "l2", lr, steps)
+    for name, weight in official_model.named_parameters():
+        torch.testing.assert_close(ours[name], weight.detach(), rtol=0, atol=1e-6)
+    assert torch.equal(ours["fc.bias"], tuned.fc.bias.detach())
+
+
+def test_projection_is_theta0_plus_the_clamped_ratio_times_d_for_every_shape():
+    # Radii set by hand, expected values from the formula theta0 + clamp(gamma / (||d|| + 1e-8), 0, 1) * d:
+    # a 0-D tensor keeps its shape; a tensor moved by ~1e-8 shows the official + 1e-8 (comparable to its
+    # norm); with mars a 2-row matrix gets one ratio per row (3 columns: not per column).
+    zero = {
+        "scalar": torch.tensor(0.7),
+        "tiny": torch.zeros(2),
+        "w": torch.tensor([[0.1, -0.2, 0.3], [0.0, 0.5, -0.1]]),
+    }
+    d = {
+        "scalar": torch.tensor(-1.2),
+        "tiny": torch.tensor([3e-8, 4e-8]),
+        "w": torch.tensor([[0.6, -0.2, 0.0], [0.1, 0.05, -0.3]]),
+    }
+    tuned = {k: zero[k] + d[k] for k in zero}
+
+    l2 = TPGMProjection(zero, tuned, ["scalar", "tiny", "w"], "l2")
+    radii = {"scalar": 0.9, "tiny": 2.5e-8, "w": 0.3}
+    l2.radii = {k: torch.tensor(v) for k, v in radii.items()}
+    norms = {"scalar": 1.2, "tiny": 5e-8, "w": math.sqrt(0.36 + 0.04 + 0.01 + 0.0025 + 0.09)}
+    projected = l2.project()
+    for name in zero:
+        ratio = min(radii[name] / (norms[name] + 1e-8), 1.0)
+        torch.testing.assert_close(projected[name], zero[name] + ratio * d[name], rtol=1e-5, atol=1e-12)
+    assert l2.ratio("tiny").item() == pytest.approx(2.5 / 6, rel=1e-5)  # not 2.5 / 5 nor 2.5 / 4
+
+    mars = TPGMProjection(zero, tuned, ["w"], "mars")
+    mars.radii = {"w": torch.tensor(0.6)}  # row L1 norms 0.8 and 0.45: ratios 0.75 and 1 (clamped)
+    rows = torch.tensor([[0.6 / (0.8 + 1e-8)], [1.0]])
+    torch.testing.assert_close(mars.project()["w"], zero["w"] + rows * d["w"], rtol=1e-6, atol=1e-7)

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from lipsum_ft.clip.backbone import new_model
 from lipsum_ft.clip.text import EOT_TOKEN, SOT_TOKEN, clip_tokenizer, encode_tokens, word_vocabulary
 from lipsum_ft.params import ParameterError, validate_parameters
+from lipsum_ft.seeding import step_generator
 from lipsum_ft.training import objectives
 from lipsum_ft.training.finetuning import make_objective
 from lipsum_ft.training.guidance import (
@@ -81,6 +82,13 @@ def test_random_words_are_whole_words_that_tokenize_back_to_themselves():
     assert not torch.equal(tokens, guidance.tokens(8))
 
 
+def test_every_word_of_the_vocabulary_can_be_drawn():
+    # 4 million draws over 32,875 words: each word, the first and the last included, is missed with
+    # probability ~e^-120, so a range that skips the first word (or adds one past the last) shows.
+    inner = RandomWords(num_texts=4000, length=1000, seed=1).tokens(step=3)[:, 1:-1]
+    assert set(inner.unique().tolist()) == set(word_vocabulary()[0])
+
+
 def test_class_free_captions_are_the_templates_with_random_words_in_the_slot():
     guidance = ClassFreeCaptions.from_templates(TEMPLATES, num_texts=60, seed=3, slot_words=(1, 3))
     tokens = guidance.tokens(step=4)
@@ -106,6 +114,45 @@ def test_class_free_captions_are_the_templates_with_random_words_in_the_slot():
     )  # padded to the longest caption only
     assert torch.equal(tokens, ClassFreeCaptions.from_templates(TEMPLATES, 60, 3, (1, 3)).tokens(4))
     assert not torch.equal(tokens[:, :5], guidance.tokens(5)[:, :5])
+
+
+def slot_lengths(guidance: ClassFreeCaptions, tokens: torch.Tensor, template: str) -> list[int]:
+    """Words in the slot of each caption of one template (each slot word is one id)."""
+    before, after = (clip_tokenizer().encode(part) for part in template.split("{}"))
+    lengths = []
+    for row in tokens:
+        ids = body(row)
+        assert ids[: len(before)] == before and ids[len(ids) - len(after) :] == after
+        lengths.append(len(ids) - len(before) - len(after))
+    return lengths
+
+
+def test_a_slot_of_fixed_width_holds_exactly_that_many_words():
+    # low == high is a valid setting (the parameter check allows it), and the width reaches the texts.
+    template = "itap of a {}."
+    guidance = ClassFreeCaptions.from_templates([template], num_texts=50, seed=2, slot_words=(2, 2))
+    assert guidance.slot_words == (2, 2)
+    assert slot_lengths(guidance, guidance.tokens(step=6), template) == [2] * 50
+
+
+def test_slot_word_counts_are_uniform_over_low_to_high():
+    # 3000 captions, counts uniform over {2, 3, 4}: each share is 1/3 within ~0.009 (one sd), so a
+    # draw over a wider range folded onto the top count (share 1/2) or a narrower one shows.
+    template = "itap of a {}."
+    guidance = ClassFreeCaptions.from_templates([template], num_texts=3000, seed=4, slot_words=(2, 4))
+    lengths = torch.tensor(slot_lengths(guidance, guidance.tokens(step=1), template))
+    shares = torch.bincount(lengths, minlength=6)[2:5].double() / 3000
+    assert set(lengths.tolist()) == {2, 3, 4}
+    torch.testing.assert_close(shares, torch.full((3,), 1 / 3, dtype=torch.double), rtol=0, atol=0.05)
+
+
+def test_every_word_of_the_vocabulary_can_fill_a_slot():
+    # 1.2 million slot words over 32,875: the first word is missed with probability ~e^-36.
+    template = "itap of a {}."
+    guidance = ClassFreeCaptions.from_templates([template], num_texts=4000, seed=5, slot_words=(300, 300))
+    before = len(clip_tokenizer().encode("itap of a"))
+    slots = guidance.tokens(step=2)[:, 1 + before : 1 + before + 300]
+    assert set(slots.unique().tolist()) == set(word_vocabulary()[0])
 
 
 def test_padded_captions_encode_like_open_clips_full_context(model):
@@ -143,6 +190,56 @@ def test_fixed_pool_draws_its_texts_once():
         and {tuple(r) for r in b.tolist()} <= rows
     )
     assert not torch.equal(a, b)  # M < N: a fresh subset of the same pool each step
+
+
+def test_the_rows_a_step_takes_from_the_pool_depend_only_on_seed_and_step():
+    # Every rank and a resumed run must take the same rows, wherever the global generator stands.
+    def make(seed):
+        return FixedPool(RandomTokens(64, 8, seed=4), num_texts=16, seed=seed)
+
+    torch.manual_seed(0)
+    a = make(9).indices(5)
+    torch.manual_seed(1)
+    assert torch.equal(make(9).indices(5), a)
+    assert torch.equal(a, torch.randperm(64, generator=step_generator(9, 5))[:16])
+    assert not torch.equal(make(10).indices(5), a)  # the seed counts
+
+
+# Every setting differs from its default (and num_texts from pool_size), so a setting the builder drops
+# or swaps shows.
+SETTINGS = {
+    "num_texts": 12,
+    "length": 5,
+    "seed": 7,
+    "templates": TEMPLATES,
+    "slot_words": (2, 4),
+    "pool_size": 30,
+}
+
+
+@pytest.mark.parametrize(
+    ("strategy", "pool_source", "expected"),
+    [
+        ("random_tokens", "random_tokens", lambda: RandomTokens(12, 5, 7)),
+        ("random_words", "random_tokens", lambda: RandomWords(12, 5, 7)),
+        (
+            "class_free_captions",
+            "random_tokens",
+            lambda: ClassFreeCaptions.from_templates(TEMPLATES, 12, 7, (2, 4)),
+        ),
+        ("fixed_pool", "random_tokens", lambda: FixedPool(RandomTokens(30, 5, 7), 12, 7)),
+        ("fixed_pool", "random_words", lambda: FixedPool(RandomWords(30, 5, 7), 12, 7)),
+        (
+            "fixed_pool",
+            "class_free_captions",
+            lambda: FixedPool(ClassFreeCaptions.from_templates(TEMPLATES, 30, 7, (2, 4)), 12, 7),
+        ),
+    ],
+)
+def test_the_builder_passes_every_setting_to_the_strategy(strategy, pool_source, expected):
+    guidance = build_guidance(strategy, pool_source=pool_source, **SETTINGS)
+    assert guidance == expected()
+    assert torch.equal(guidance.tokens(3), expected().tokens(3))
 
 
 @pytest.mark.parametrize(

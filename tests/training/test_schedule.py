@@ -15,7 +15,7 @@ from lipsum_ft.clip.backbone import new_model
 from lipsum_ft.data.images import InMemoryImages
 from lipsum_ft.training.finetuning import make_objective
 from lipsum_ft.training.loop import TrainConfig, fit
-from lipsum_ft.training.schedule import warmup_cosine
+from lipsum_ft.training.schedule import adamw, decay_groups, warmup_cosine, warmup_cosine_factor
 from tests.kedro_helpers import REPO
 
 
@@ -52,6 +52,86 @@ def test_first_peak_and_last_lr_follow_the_reference_warm_up():
 def test_without_warm_up_the_first_step_is_at_the_peak():
     lrs = lrs_from_scheduler(1e-3, 5, 0)
     assert lrs[0] == 1e-3 and lrs[-1] == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi * 4 / 5)))
+
+
+def test_the_factor_reaches_zero_at_total_steps_and_stays_there():
+    # The scheduler is stepped once past the last step (and a resumed run may ask for later steps): the lr
+    # must stay at 0, not climb back up the cosine. With one cosine step (total = warm-up + 1), step
+    # `total` is already the end of the cosine.
+    assert warmup_cosine_factor(6, total_steps=7, warmup_steps=6) == 1.0
+    assert warmup_cosine_factor(7, total_steps=7, warmup_steps=6) == 0.0
+    assert warmup_cosine_factor(12, total_steps=13, warmup_steps=4) == pytest.approx(
+        0.5 * (1 + math.cos(math.pi * 8 / 9)), rel=1e-12
+    )
+    assert [warmup_cosine_factor(s, total_steps=13, warmup_steps=4) for s in (13, 17, 20, 31)] == [0.0] * 4
+
+
+class Named(torch.nn.Module):
+    """Parameters of every kind decay_groups tells apart, named as in open_clip."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = torch.nn.Linear(3, 5)  # 2-D weight: decays; 1-D bias: does not
+        self.conv = torch.nn.Conv2d(2, 4, 3)  # 4-D weight: decays
+        self.token_embedding = torch.nn.Embedding(11, 3)  # 2-D, but an embedding: does not
+        self.positional_embedding = torch.nn.Parameter(torch.randn(6, 3))  # likewise
+        self.ln = torch.nn.LayerNorm(3)  # 1-D scales and shifts: do not
+        self.logit_scale = torch.nn.Parameter(torch.tensor(2.0))  # 0-D: does not
+        self.frozen = torch.nn.Parameter(torch.randn(4, 4), requires_grad=False)  # in no group
+
+
+def test_only_trainable_matrices_that_are_not_embeddings_decay():
+    module = Named()
+    params = dict(module.named_parameters())
+    names = {id(p): n for n, p in params.items()}
+    groups = decay_groups(module, 0.3)
+    assert sorted(names[id(p)] for p in groups[0]["params"]) == ["conv.weight", "proj.weight"]
+    assert sorted(names[id(p)] for p in groups[1]["params"]) == sorted(
+        [
+            "proj.bias",
+            "conv.bias",
+            "token_embedding.weight",
+            "positional_embedding",
+            "ln.weight",
+            "ln.bias",
+            "logit_scale",
+        ]
+    )
+    # One AdamW step with zero gradients moves nothing but the decoupled decay: p * (1 - lr * wd) for the
+    # decay group, p unchanged for the other (AdamW's own default decay is 1e-2, not 0).
+    before = {n: p.detach().clone() for n, p in params.items()}
+    optimizer = adamw(groups, lr=0.1, betas=(0.9, 0.98), eps=1e-6)
+    for p in module.parameters():
+        if p.requires_grad:
+            p.grad = torch.zeros_like(p)
+    optimizer.step()
+    for name, p in params.items():
+        expected = before[name] * (1 - 0.1 * 0.3) if name in ("conv.weight", "proj.weight") else before[name]
+        torch.testing.assert_close(p.detach(), expected, rtol=1e-6, atol=0)
+
+
+def test_adamw_steps_with_the_given_betas_and_eps():
+    # Two steps with different gradients: the first update is g / (|g| + eps) whatever the betas, so the
+    # second one shows beta1 and beta2; gradients of the order of eps make eps count. Expected: AdamW by
+    # hand (decoupled decay, bias-corrected moments).
+    lr, wd, (b1, b2), eps = 0.1, 0.2, (0.6, 0.75), 1e-3
+    p0 = torch.tensor([0.5, -1.5, 2.0], dtype=torch.float64)
+    grads = [
+        torch.tensor([2e-3, -5e-4, 1e-3], dtype=torch.float64),
+        torch.tensor([-1e-3, 3e-3, 4e-4], dtype=torch.float64),
+    ]
+    p = torch.nn.Parameter(p0.clone())
+    optimizer = adamw([{"params": [p], "weight_decay": wd}], lr=lr, betas=(b1, b2), eps=eps)
+    # The fused kernel is the point of this helper (speed); its results differ from the for-each kernel's
+    # in the last bit only, so only the flag tells them apart.
+    assert optimizer.param_groups[0]["fused"] is True
+    expected, m, v = p0.clone(), torch.zeros(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)
+    for t, g in enumerate(grads, start=1):
+        p.grad = g.clone()
+        optimizer.step()
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+        expected = expected * (1 - lr * wd) - lr * (m / (1 - b1**t)) / ((v / (1 - b2**t)).sqrt() + eps)
+    torch.testing.assert_close(p.detach(), expected, rtol=1e-12, atol=1e-14)
 
 
 def test_a_tiny_fine_tuning_run_logs_the_lr_each_step_used():
