@@ -154,3 +154,12 @@ def test_files_exist_agrees_with_isfile_for_files_folders_links_and_missing_path
     paths = [str(tmp_path / n) for n in names] + [str(tmp_path / "cls") + "/", str(tmp_path / "cls/a.jpg")]
     assert files_exist(paths) == [os.path.isfile(p) for p in paths]
     assert files_exist(paths) == [True, False, False, True, False, False, False, False, True]
+
+
+def test_files_exist_finds_a_bare_file_name_in_the_working_folder(tmp_path, monkeypatch):
+    """A path with no folder part is looked up in the current folder, as ``os.path.isfile`` does."""
+    from lipsum_ft.data.validation import files_exist
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    assert files_exist(["a.jpg", "b.jpg"]) == [True, False]
