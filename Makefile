@@ -28,7 +28,7 @@ run: setup
 test: setup
 	$(BIN)/python -m pytest
 
-# Mutation score of the formula modules ([tool.mutmut] in pyproject.toml); minutes on 2 cores, not in CI.
+# Mutation score of the formula modules ([tool.mutmut] in pyproject.toml); ~30 min on 2 cores, not in CI.
 # One torch thread per worker, MUTATE_JOBS workers; `make mutate-results` lists the survivors.
 MUTATE_JOBS ?= 2
 mutate: setup
