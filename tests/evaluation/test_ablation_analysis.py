@@ -179,3 +179,39 @@ def test_moonshot_compares_the_chosen_configuration_with_ft_and_zero_shot():
     assert verdict["shift_minus_zeroshot"] == pytest.approx(49 / 60 - 42 / 60)
     assert verdict["target_met"] and not verdict["shift_minus_zeroshot_indistinguishable"]
     assert verdict["front_best_configuration"] == "default@0.50" and verdict["front_best_target_met"]
+
+
+@pytest.mark.parametrize(
+    ("costs", "trend"), [((150.0, 160.0, 190.0), "rises"), ((164.0, 154.0, 188.0), "does not")]
+)
+def test_the_step_cost_sentence_follows_the_measured_costs(costs, trend):
+    # Rows arrive out of order (320, 8, 20): the sentence orders them by M and says "rises" only when the
+    # costs do.
+    from lipsum_ft.evaluation.findings import sensitivity_paragraph
+
+    rows = [("default", "none", np.nan, 153.0)] + [
+        (f"num_texts={m}", "num_texts", float(m), c)
+        for m, c in zip((320, 8, 20), (costs[2], costs[0], costs[1]), strict=True)
+    ]
+    summary = pd.DataFrame(
+        [
+            {
+                "setting": s,
+                "method": "lipsum",
+                "knob": k,
+                "value": v,
+                "ms_per_step_mean": c,
+                "shift_acc_mean": 0.7,
+                "ref_acc_mean": 0.9,
+                "delta_shift_mean": 0.0,
+                "delta_shift_low": -0.01,
+                "delta_shift_high": 0.01,
+                "delta_shift_distinguishable": False,
+            }
+            for s, k, v, c in rows
+        ]
+    )
+    line = [x for x in sensitivity_paragraph(summary, "default") if x.startswith("- Step cost")][0]
+    assert f"{trend}" in line
+    assert line.index("num_texts=8:") < line.index("num_texts=20:") < line.index("num_texts=320:")
+    assert f"num_texts=8: {costs[0]:.0f} ms" in line and f"num_texts=320: {costs[2]:.0f} ms" in line

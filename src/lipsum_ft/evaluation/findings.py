@@ -88,10 +88,14 @@ def sensitivity_paragraph(summary: pd.DataFrame, default: str) -> list[str]:
         f"(default {_pct(base['shift_acc_mean'])}%, reference {_pct(best['ref_acc_mean'])}% vs "
         f"{_pct(base['ref_acc_mean'])}%)."
     )
-    costs = summary[summary["knob"] == "num_texts"]
+    costs = summary[summary["knob"] == "num_texts"].sort_values("value")
     if len(costs):
         cost = "; ".join(f"{r.setting}: {r.ms_per_step_mean:.0f} ms" for r in costs.itertuples())
-        lines.append(f"- Step cost grows with M: {cost}; default {base['ms_per_step_mean']:.0f} ms.")
+        trend = "rises" if costs["ms_per_step_mean"].is_monotonic_increasing else "does not rise steadily"
+        lines.append(
+            f"- Step cost (median step, seed mean) {trend} with M: {cost}; default "
+            f"{base['ms_per_step_mean']:.0f} ms."
+        )
     return lines
 
 
