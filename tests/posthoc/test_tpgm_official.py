@@ -119,10 +119,9 @@ def tiny_pair():
     return zero, tuned, batches
 
 
-def run_both(norm: str, lr: float, steps: int):
-    zero, tuned, batches = tiny_pair()
-    names = [n for n, _ in tuned.named_parameters()]
-    ours, projection = learn_tpgm(
+def learn_ours(zero, tuned, batches, steps: int, lr: float, norm: str, exclude=()):
+    """Our TPGM on copies of the pair, cycling through ``batches`` for ``steps`` steps."""
+    return learn_tpgm(
         copy.deepcopy(zero),
         {k: v.clone() for k, v in zero.state_dict().items()},
         {k: v.clone() for k, v in tuned.state_dict().items()},
@@ -130,8 +129,15 @@ def run_both(norm: str, lr: float, steps: int):
         steps=steps,
         lr=lr,
         norm=norm,
+        exclude=exclude,
         progress=False,
     )
+
+
+def run_both(norm: str, lr: float, steps: int):
+    zero, tuned, batches = tiny_pair()
+    names = [n for n, _ in tuned.named_parameters()]
+    ours, projection = learn_ours(zero, tuned, batches, steps, lr, norm)
     official_model, constraints = official_tpgm(
         copy.deepcopy(tuned), copy.deepcopy(zero), batches, norm, lr, steps
     )
@@ -243,17 +249,7 @@ def test_excluded_tensors_keep_their_fine_tuned_values_as_if_frozen_officially()
     # ``exclude=("bias",)`` here.
     zero, tuned, batches = tiny_pair()
     steps, lr = 3, 5e-2
-    ours, projection = learn_tpgm(
-        copy.deepcopy(zero),
-        {k: v.clone() for k, v in zero.state_dict().items()},
-        {k: v.clone() for k, v in tuned.state_dict().items()},
-        (batches[i % len(batches)] for i in range(steps)),
-        steps=steps,
-        lr=lr,
-        norm="l2",
-        exclude=("bias",),
-        progress=False,
-    )
+    ours, projection = learn_ours(zero, tuned, batches, steps, lr, "l2", exclude=("bias",))
     assert projection.names == ["conv.weight", "fc.weight"]
     frozen = copy.deepcopy(tuned)
     for name, p in frozen.named_parameters():
