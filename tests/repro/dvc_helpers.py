@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -23,9 +24,14 @@ def sh(args: list[str], cwd: Path) -> str:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(DVC_NO_ANALYTICS="1", KEDRO_DISABLE_TELEMETRY="1", GX_ANALYTICS_ENABLED="false")
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done.stdout + done.stderr
+    # Output goes to a file, not a pipe: `dvc queue start` leaves a worker daemon that inherits it, and a
+    # pipe would keep this call waiting until that worker exits.
+    with tempfile.TemporaryFile(mode="w+") as log:
+        done = subprocess.run(args, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+        log.seek(0)
+        output = log.read()
+    assert done.returncode == 0, f"{' '.join(args)} failed:\n{output[-6000:]}"
+    return output
 
 
 def stages_run(output: str) -> set[str]:

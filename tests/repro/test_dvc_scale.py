@@ -74,6 +74,7 @@ def test_experiments_set_a_param_in_a_temp_copy_and_two_queued_runs_finish(repo)
             break
         time.sleep(5)
     assert "Failed" not in status and status.count("Success") == 2, status
+    sh(DVC + ["queue", "stop"], repo)  # the workers would otherwise idle on after the test
     rows = {r["name"]: r for r in exp_rows(repo)}
     baseline = rows["workspace"]
     assert baseline["params"]["finetune"]["lipsum"]["lambda"] == 1.0
