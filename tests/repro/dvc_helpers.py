@@ -24,14 +24,16 @@ def sh(args: list[str], cwd: Path) -> str:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(DVC_NO_ANALYTICS="1", KEDRO_DISABLE_TELEMETRY="1", GX_ANALYTICS_ENABLED="false")
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    # Output goes to a file, not a pipe: `dvc queue start` leaves a worker daemon that inherits it, and a
-    # pipe would keep this call waiting until that worker exits.
-    with tempfile.TemporaryFile(mode="w+") as log:
-        done = subprocess.run(args, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-        log.seek(0)
-        output = log.read()
-    assert done.returncode == 0, f"{' '.join(args)} failed:\n{output[-6000:]}"
-    return output
+    # Output goes to files, not pipes: `dvc queue start` leaves a worker daemon that inherits them, and a
+    # pipe would keep this call waiting until that worker exits. stdout and stderr stay apart so that a
+    # command's JSON comes first, whatever DVC warns about on stderr.
+    with tempfile.TemporaryFile(mode="w+") as out, tempfile.TemporaryFile(mode="w+") as err:
+        done = subprocess.run(args, cwd=cwd, env=env, stdout=out, stderr=err, text=True)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    assert done.returncode == 0, f"{' '.join(args)} failed:\n{stdout[-3000:]}\n{stderr[-3000:]}"
+    return stdout + stderr
 
 
 def stages_run(output: str) -> set[str]:
