@@ -163,6 +163,7 @@ class PretrainParams(_Strict):
     crop_scale: CropScale = (0.5, 1.0)
     flip: bool = False
     max_logit_scale: float = Field(100.0, gt=0)
+    cross_domain_weight: float = Field(1.0, ge=0, le=1)
     captions: CaptionParams | None = None
     progress: bool = True
 

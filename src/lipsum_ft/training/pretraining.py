@@ -4,6 +4,11 @@ Captions name the domain and the class ("a sketch of the digit seven."). With te
 holds many images of one class, and the plain CLIP loss would treat their captions as negatives;
 the loss here makes every caption of the image's class a positive (soft targets), which keeps the
 objective contrastive while removing those false negatives.
+
+With every caption of the class weighted alike, nothing rewards the text tower for reading the domain
+word, and "a sketch of ..." ends up with the features of "a photo of ...": CAR-FT's contexts then
+coincide and it reduces to FT. ``cross_domain_weight`` < 1 weights captions of the image's own domain
+above those of the class's other domains.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ class PretrainConfig:
     crop_scale: tuple[float, float] = (0.5, 1.0)
     flip: bool = False
     max_logit_scale: float = 100.0
+    cross_domain_weight: float = 1.0
 
 
 def caption_bank(
@@ -65,11 +71,23 @@ def caption_bank(
 
 
 def soft_clip_loss(
-    image_features: torch.Tensor, text_features: torch.Tensor, labels: torch.Tensor, scale: torch.Tensor
+    image_features: torch.Tensor,
+    text_features: torch.Tensor,
+    labels: torch.Tensor,
+    scale: torch.Tensor,
+    domains: torch.Tensor | None = None,
+    cross_domain_weight: float = 1.0,
 ) -> torch.Tensor:
-    """Symmetric CLIP loss whose targets spread over every pair that shares the class."""
+    """Symmetric CLIP loss whose targets spread over every pair that shares the class.
+
+    Given the pairs' ``domains``, a same-class pair from two domains weighs ``cross_domain_weight``
+    against 1 for a pair from one domain (0: only the (domain, class) cell is positive).
+    """
     logits = scale * image_features @ text_features.T
     positives = (labels[:, None] == labels[None, :]).float()
+    if domains is not None and cross_domain_weight != 1.0:
+        same_domain = (domains[:, None] == domains[None, :]).float()
+        positives = positives * (cross_domain_weight + (1.0 - cross_domain_weight) * same_domain)
     targets = positives / positives.sum(dim=1, keepdim=True)
     return 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets))
 
@@ -119,7 +137,14 @@ def pretrain_clip(
         )
         image_features = F.normalize(model.encode_image(batch), dim=-1)
         text_features = F.normalize(encode_tokens(model, texts), dim=-1)
-        loss = soft_clip_loss(image_features, text_features, labels[picks], model.logit_scale.exp())
+        loss = soft_clip_loss(
+            image_features,
+            text_features,
+            labels[picks],
+            model.logit_scale.exp(),
+            domains=domain_ids[picks],
+            cross_domain_weight=config.cross_domain_weight,
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         lr = optimizer.param_groups[0]["lr"]  # the lr this step uses (the scheduler then moves on)
