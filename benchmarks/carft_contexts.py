@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 from pathlib import Path
@@ -73,6 +74,7 @@ def unit_features(visual: torch.nn.Module, batches) -> torch.Tensor:
 
 def measure(project: Path, env: str, batch_size: int) -> dict:
     """Load the project's artefacts through its catalog and measure ``context_statistics``."""
+    logging.disable(logging.INFO)  # Kedro logs to stdout from its import on; keep stdout for the JSON
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 

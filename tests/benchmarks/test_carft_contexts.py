@@ -59,6 +59,7 @@ def test_runs_on_a_reproduced_chain_and_writes_its_figures(chain, tmp_path):
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     figures = json.loads(out.read_text())
+    assert json.loads(done.stdout) == figures  # stdout is the JSON alone (Kedro's logs stay out of it)
     assert figures["contexts"] == 6 and figures["images"] > 0
     assert set(figures["kl_p0_to_finetuned"]) == {"ft", "lipsum"}
     assert all(value >= 0 for value in figures["kl_p0_to_finetuned"].values())
