@@ -16,7 +16,6 @@ import argparse
 import json
 import logging
 import math
-import os
 from pathlib import Path
 
 import torch
@@ -27,14 +26,9 @@ from lipsum_ft.io.atomic import atomic_path
 from lipsum_ft.params import FinetuneParams, parse
 from lipsum_ft.pipelines.finetune.nodes import reference_data
 from lipsum_ft.training.finetuning import make_objective
+from project_session import project_session
 
 ROOT = Path(__file__).resolve().parents[1]
-for variable, value in {
-    "KEDRO_DISABLE_TELEMETRY": "1",
-    "DO_NOT_TRACK": "1",
-    "GX_ANALYTICS_ENABLED": "false",
-}.items():
-    os.environ.setdefault(variable, value)
 
 
 def context_statistics(
@@ -75,18 +69,17 @@ def unit_features(visual: torch.nn.Module, batches) -> torch.Tensor:
 def measure(project: Path, env: str, batch_size: int) -> dict:
     """Load the project's artefacts through its catalog and measure ``context_statistics``."""
     logging.disable(logging.INFO)  # Kedro logs to stdout from its import on; keep stdout for the JSON
-    from kedro.framework.session import KedroSession
-    from kedro.framework.startup import bootstrap_project
-
-    bootstrap_project(project)
-    with KedroSession.create(project_path=project, env=env) as session:
+    with project_session(project, env) as session:
         context = session.load_context()
         catalog = context.catalog
         clip, head = catalog.load("pretrained_clip"), catalog.load("zeroshot_head")
         classnames, manifest = catalog.load("classnames"), catalog.load("manifest")
         finetuned = catalog.load("finetuned_clip")
         params: FinetuneParams = parse("finetune", context.params["finetune"])
-    spec = clip.spec
+        spec = clip.spec
+        train, _ = reference_data(  # the manifest's image paths are relative to the project
+            manifest, params, spec.image_size, spec.preprocess_cfg["mean"], spec.preprocess_cfg["std"]
+        )
     scale = float(head["logit_scale"])
     objective = make_objective(
         "carft",
@@ -98,9 +91,6 @@ def measure(project: Path, env: str, batch_size: int) -> dict:
         classnames=classnames,
         coefficients={},
         carft_templates=resolve_templates(params.carft.templates),
-    )
-    train, _ = reference_data(
-        manifest, params, spec.image_size, spec.preprocess_cfg["mean"], spec.preprocess_cfg["std"]
     )
     clip.model.eval()
     zero = unit_features(clip.model.visual, train.eval_batches(batch_size))
@@ -125,13 +115,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--output", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()
-    project = args.project.resolve()
-    previous = Path.cwd()
-    os.chdir(project)  # the catalog's paths are relative to the project folder
-    try:
-        figures = measure(project, args.env, args.batch)
-    finally:
-        os.chdir(previous)
+    figures = measure(args.project.resolve(), args.env, args.batch)
     text = json.dumps(figures, indent=2)
     if args.output:
         with atomic_path(args.output) as temporary:

@@ -10,7 +10,6 @@ this project's data and zero-shot model (run `make run` first), then writes
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import tempfile
@@ -19,14 +18,9 @@ from pathlib import Path
 import pandas as pd
 
 from lipsum_ft.evaluation.reporting import variant_summary
+from project_session import project_session
 
 ROOT = Path(__file__).resolve().parents[1]
-for variable, value in {
-    "KEDRO_DISABLE_TELEMETRY": "1",
-    "DO_NOT_TRACK": "1",
-    "GX_ANALYTICS_ENABLED": "false",
-}.items():
-    os.environ.setdefault(variable, value)
 SHARED = [
     "data/01_raw",
     "data/02_intermediate",
@@ -55,22 +49,13 @@ def run_seed(project: Path, seed: int, methods: list[str], alphas: list[float]) 
     """finetune -> posthoc -> evaluate in ``project`` for one seed
     (a Kedro session: the CLI cannot pass lists).
     """
-    from kedro.framework.session import KedroSession
-    from kedro.framework.startup import bootstrap_project
-
     overrides = {
         "finetune": {"seed": seed, "methods": methods, "checkpoint_every": 0, "progress": False},
         "posthoc": {"tpgm": {"seed": seed}, "wise": {"alphas": alphas}, "progress": False},
         "evaluate": {"progress": False},
     }
-    previous = os.getcwd()
-    os.chdir(project)
-    try:
-        bootstrap_project(project)
-        with KedroSession.create(project_path=project, env="base", runtime_params=overrides) as session:
-            session.run(pipeline_names=["finetune", "posthoc", "evaluate"])
-    finally:
-        os.chdir(previous)
+    with project_session(project, "base", overrides) as session:
+        session.run(pipeline_names=["finetune", "posthoc", "evaluate"])
     return pd.read_csv(project / "reports/results.csv").assign(seed=seed)
 
 

@@ -17,14 +17,15 @@ REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "benchmarks/carft_contexts.py"
 
 
-def load_script():
+def load_script(monkeypatch):
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))  # as when run as a script: its helpers sit beside it
     spec = importlib.util.spec_from_file_location("carft_contexts", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def test_statistics_match_the_written_definitions():
+def test_statistics_match_the_written_definitions(monkeypatch):
     contexts = F.normalize(torch.tensor([[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [0.0, 0.3, 0.9]]), dim=-1)
     zero = F.normalize(
         torch.tensor([[0.9, 0.1, 0.2], [0.1, 0.7, 0.4], [0.2, 0.2, 0.9], [0.5, 0.5, 0.1]]), dim=-1
@@ -33,7 +34,7 @@ def test_statistics_match_the_written_definitions():
         zero + torch.tensor([[0.0, 0.4, 0.0], [0.3, 0.0, 0.0], [0.0, 0.0, -0.5], [0.2, 0.0, 0.6]]), dim=-1
     )
     scale = 6.5
-    figures = load_script().context_statistics(contexts, zero, {"ft": tuned}, scale)
+    figures = load_script(monkeypatch).context_statistics(contexts, zero, {"ft": tuned}, scale)
 
     cosines = [float(contexts[i] @ contexts[j]) for i in range(3) for j in range(3) if i != j]
     p0 = [[math.exp(scale * float(z @ c)) for c in contexts] for z in zero]
