@@ -21,11 +21,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from lipsum_ft.clip.prompts import resolve_templates
-from lipsum_ft.io.atomic import atomic_path
-from lipsum_ft.params import FinetuneParams, parse
-from lipsum_ft.pipelines.finetune.nodes import reference_data
+from lipsum_ft.atomic import atomic_path
+from lipsum_ft.params.finetune import FinetuneParams
+from lipsum_ft.params.shared import parse
 from lipsum_ft.training.finetuning import make_objective
+from lipsum_ft.training.objectives import ObjectiveContext
+from lipsum_ft.training.runs import reference_data
 from project_session import project_session
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,22 +76,25 @@ def measure(project: Path, env: str, batch_size: int) -> dict:
         clip, head = catalog.load("pretrained_clip"), catalog.load("zeroshot_head")
         classnames, manifest = catalog.load("classnames"), catalog.load("manifest")
         finetuned = catalog.load("finetuned_clip")
-        params: FinetuneParams = parse("finetune", context.params["finetune"])
+        params = parse(FinetuneParams, context.params["finetune"])
         spec = clip.spec
-        train, _ = reference_data(  # the manifest's image paths are relative to the project
-            manifest, params, spec.image_size, spec.preprocess_cfg["mean"], spec.preprocess_cfg["std"]
-        )
+        # the manifest's image paths are relative to the project
+        train, _ = reference_data(manifest, params, spec)
     scale = float(head["logit_scale"])
+    # the contexts a run builds: finetune.carft and the run's ObjectiveContext, as in finetune_one
     objective = make_objective(
         "carft",
-        clip.model,
-        head["weight"],
-        scale,
-        model_name=spec.name,
-        context_length=spec.context_length,
-        classnames=classnames,
-        coefficients={},
-        carft_templates=resolve_templates(params.carft.templates),
+        params.settings_for("carft"),
+        ObjectiveContext(
+            clip=clip.model,
+            head=head["weight"],
+            logit_scale=scale,
+            model_name=spec.name,
+            context_length=spec.context_length,
+            classnames=classnames,
+            steps=params.steps,
+            seed=params.seed,
+        ),
     )
     clip.model.eval()
     zero = unit_features(clip.model.visual, train.eval_batches(batch_size))

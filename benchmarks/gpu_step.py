@@ -30,10 +30,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "src"))  # this checkout's code, installed or not
 from lipsum_ft.clip.backbone import new_model  # noqa: E402
 from lipsum_ft.data.images import InMemoryImages  # noqa: E402
-from lipsum_ft.training.finetuning import make_objective  # noqa: E402
-from lipsum_ft.training.guidance import build_guidance  # noqa: E402
 from lipsum_ft.training.loop import TrainConfig, fit  # noqa: E402
-from step_cost import TEMPLATES, bare_loop_ms  # noqa: E402
+from step_cost import bare_loop_ms, benchmark_objective  # noqa: E402
 
 RUNS = {"domainnet": 5_000, "imagenet": 50_000}  # the paper's steps at batch 256
 
@@ -90,20 +88,6 @@ def loop_step_ms(method: str, model, spec, head, data, classnames, args, on_gpu:
     up to that read (which waits for the device); ``log_every = warmup`` puts the warm-up in the
     first block, so the later rows time only steady-state steps.
     """
-    objective = make_objective(
-        method,
-        model,
-        head,
-        14.0,
-        model_name=spec.name,
-        context_length=spec.context_length,
-        classnames=classnames,
-        coefficients={method: 1.0},
-        carft_templates=TEMPLATES,
-        flyp_templates=TEMPLATES,
-        lp_steps=0,
-        guidance=build_guidance("random_tokens", num_texts=args.texts, length=args.length),
-    )
     config = TrainConfig(
         steps=args.warmup + args.steps,
         log_every=args.warmup,
@@ -116,6 +100,9 @@ def loop_step_ms(method: str, model, spec, head, data, classnames, args, on_gpu:
         crop_scale=(0.08, 1.0),
         accelerator="gpu" if on_gpu else "cpu",
         precision="bf16-mixed" if on_gpu else "32-true",
+    )
+    objective = benchmark_objective(
+        method, model, spec, head, classnames, config.steps, num_texts=args.texts, length=args.length
     )
     log = fit(objective, data, data, config).log
     return 1000 * statistics.mean(args.batch / row["images_per_s"] for row in log[args.warmup :])

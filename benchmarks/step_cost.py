@@ -24,10 +24,11 @@ import torch.nn.functional as F
 from lipsum_ft.clip.backbone import new_model
 from lipsum_ft.clip.zeroshot import ClipClassifier
 from lipsum_ft.data.images import InMemoryImages, normalize
+from lipsum_ft.params.finetune import FinetuneParams
 from lipsum_ft.training.finetuning import make_objective
-from lipsum_ft.training.guidance import STRATEGIES, build_guidance
+from lipsum_ft.training.guidance import STRATEGIES
 from lipsum_ft.training.loop import TrainConfig, fit
-from lipsum_ft.training.objectives import METHODS
+from lipsum_ft.training.objectives import METHODS, Objective, ObjectiveContext
 from lipsum_ft.training.schedule import adamw, decay_groups
 
 TEMPLATES = ["a photo of the digit {}.", "a sketch of the digit {}."]
@@ -36,6 +37,37 @@ TEMPLATES = ["a photo of the digit {}.", "a sketch of the digit {}."]
 def synchronize(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
+
+
+def benchmark_objective(method: str, model, spec, head, classnames, steps: int, **lipsum) -> Objective:
+    """``method``'s objective built as a run builds it (``finetune.<method>``, then ``make_objective``):
+    each regulariser at weight 1, CAR-FT's and FLYP's templates ``TEMPLATES``, LP-FT without a head-only
+    phase, seed 0; ``lipsum`` sets ``finetune.lipsum`` (its templates default to ``TEMPLATES``).
+    """
+    params = FinetuneParams(
+        methods=[method],
+        reference_domain="benchmark",
+        steps=steps,
+        batch_size=1,
+        lr=1e-5,
+        l2sp={"coefficient": 1.0},
+        kd={"coefficient": 1.0},
+        carft={"coefficient": 1.0, "templates": TEMPLATES},
+        flyp={"templates": TEMPLATES},
+        lpft={"lp_fraction": 0.0},
+        lipsum={"coefficient": 1.0, "templates": TEMPLATES, **lipsum},
+    )
+    context = ObjectiveContext(
+        clip=model,
+        head=head,
+        logit_scale=14.0,
+        model_name=spec.name,
+        context_length=spec.context_length,
+        classnames=classnames,
+        steps=params.steps,
+        seed=params.seed,
+    )
+    return make_objective(method, params.settings_for(method), context)
 
 
 def bare_loop_ms(
@@ -82,20 +114,6 @@ def method_ms(
     guidance: str = "random_tokens",
 ) -> float:
     """The project's loop for ``method``: median step time from its own log (validation steps excluded)."""
-    objective = make_objective(
-        method,
-        model,
-        head,
-        14.0,
-        model_name=spec.name,
-        context_length=spec.context_length,
-        classnames=classnames,
-        coefficients={method: 1.0},
-        carft_templates=TEMPLATES,
-        flyp_templates=TEMPLATES,
-        lp_steps=0,
-        guidance=build_guidance(guidance, templates=TEMPLATES),
-    )
     config = TrainConfig(
         steps=warmup + steps + 1,
         batch_size=batch,
@@ -107,6 +125,7 @@ def method_ms(
         accelerator=accelerator,
         precision=precision,
     )
+    objective = benchmark_objective(method, model, spec, head, classnames, config.steps, guidance=guidance)
     log = fit(objective, data, data, config).log
     return 1000 * statistics.median(batch / row["images_per_s"] for row in log[warmup:-1])
 

@@ -13,10 +13,9 @@ import torch
 import torch.nn.functional as F
 
 from lipsum_ft.clip.backbone import new_model
-from lipsum_ft.training.finetuning import make_objective
-from lipsum_ft.training.guidance import RandomTokens
 from lipsum_ft.training.objectives import lipsum_regulariser
 from lipsum_ft.training.schedule import adamw, decay_groups
+from tests.training.objective_helpers import build_objective
 
 CLASSNAMES = ["zero", "one", "two", "three"]
 TEMPLATES = ["a photo of the digit {}.", "a sketch of the digit {}."]
@@ -33,18 +32,16 @@ def zero_shot():
 
 def objective(zero_shot, method: str, dtype=torch.float64):
     model, spec, head = zero_shot
-    built = make_objective(
+    built = build_objective(
         method,
         model,
         head,
         14.0,
-        model_name=spec.name,
-        context_length=spec.context_length,
+        spec=spec,
         classnames=CLASSNAMES,
-        coefficients={method: COEFFICIENT},
-        guidance=RandomTokens(12, seed=0),
-        carft_templates=TEMPLATES,
-        flyp_templates=TEMPLATES,
+        coefficient=COEFFICIENT,
+        num_texts=12,  # Lipsum-FT: 12 random-token texts
+        templates=TEMPLATES,
     ).to(dtype)
     with torch.no_grad():  # move theta away from theta_0, where every regulariser is flat
         g = torch.Generator().manual_seed(7)

@@ -9,10 +9,10 @@ import torch.nn.functional as F
 
 from lipsum_ft.clip.backbone import new_model
 from lipsum_ft.clip.text import EOT_TOKEN, SOT_TOKEN, clip_tokenizer, encode_tokens, word_vocabulary
-from lipsum_ft.params import ParameterError, validate_parameters
+from lipsum_ft.params.registry import validate_parameters
+from lipsum_ft.params.shared import ParameterError
 from lipsum_ft.seeding import step_generator
 from lipsum_ft.training import objectives
-from lipsum_ft.training.finetuning import make_objective
 from lipsum_ft.training.guidance import (
     STRATEGIES,
     ClassFreeCaptions,
@@ -21,6 +21,7 @@ from lipsum_ft.training.guidance import (
     RandomWords,
     build_guidance,
 )
+from tests.training.objective_helpers import build_objective
 
 TEMPLATES = ["a photo of the digit {}.", "a doodle of the digit {}.", "itap of a {}."]
 
@@ -253,19 +254,13 @@ def test_only_the_fixed_pool_skips_the_text_tower_after_the_first_step(model, mo
         return encode_tokens(clip, tokens)
 
     monkeypatch.setattr(objectives, "encode_tokens", counting)
-    guidance = build_guidance(strategy, num_texts=12, length=8, seed=0, templates=TEMPLATES, pool_size=12)
+    settings = dict(num_texts=12, length=8, templates=TEMPLATES, pool_size=12)
+    guidance = build_guidance(strategy, seed=0, **settings)
     head = F.normalize(torch.randn(128, 4, generator=torch.Generator().manual_seed(1)), dim=0)
-    lipsum = make_objective(
-        "lipsum",
-        model,
-        head,
-        14.0,
-        model_name="TinyCLIP-ViT-P8-32",
-        context_length=77,
-        classnames=["a", "b", "c", "d"],
-        coefficients={"lipsum": 1.0},
-        guidance=guidance,
+    lipsum = build_objective(
+        "lipsum", model, head, 14.0, classnames=["a", "b", "c", "d"], seed=0, guidance=strategy, **settings
     )
+    assert lipsum.guidance == guidance  # finetune.lipsum's settings and the run's seed give this guidance
     images = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         for p in lipsum.classifier.visual.parameters():

@@ -8,8 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from lipsum_ft.clip.backbone import new_model
+from lipsum_ft.params import finetune as finetune_params
 from lipsum_ft.training.finetuning import make_objective
-from lipsum_ft.training.objectives import METHODS, lipsum_regulariser
+from lipsum_ft.training.objectives import METHODS, ObjectiveContext, lipsum_regulariser
+from tests.training.objective_helpers import build_objective
 
 CLASSNAMES = ["zero", "one", "two", "three"]
 TEMPLATES = ["a photo of the digit {}.", "a sketch of the digit {}."]
@@ -22,20 +24,18 @@ def zero_shot():
     return model.eval(), spec, head
 
 
-def objective(zero_shot, method: str, coefficient: float = 1.0, **kwargs):
+def objective(zero_shot, method: str, coefficient: float = 1.0, **settings):
     model, spec, head = zero_shot
-    return make_objective(
+    return build_objective(
         method,
         model,
         head,
         14.0,
-        model_name=spec.name,
-        context_length=spec.context_length,
+        spec=spec,
         classnames=CLASSNAMES,
-        coefficients={method: coefficient},
-        carft_templates=TEMPLATES,
-        flyp_templates=TEMPLATES,
-        **kwargs,
+        coefficient=coefficient,
+        templates=TEMPLATES,
+        **settings,
     )
 
 
@@ -116,7 +116,8 @@ def test_linear_probe_leaves_the_image_tower_bit_identical(zero_shot):
 
 
 def test_lpft_trains_the_head_alone_first(zero_shot):
-    lpft = objective(zero_shot, "lpft", lp_steps=2)
+    lpft = objective(zero_shot, "lpft", steps=4, lp_fraction=0.5)  # lp_steps = int(0.5 * 4) = 2
+    assert lpft.lp_steps == 2
     images, labels = batch()
     loss, _ = lpft(images, labels, step=1)
     loss.backward()
@@ -137,6 +138,31 @@ def test_flyp_trains_both_towers_and_its_head_is_the_class_prompts(zero_shot):
     tokenizer = open_clip.get_tokenizer("TinyCLIP-ViT-P8-32")
     reference = open_clip.build_zero_shot_classifier(model, tokenizer, CLASSNAMES, TEMPLATES)
     torch.testing.assert_close(head, reference, rtol=1e-5, atol=1e-5)
+
+
+def test_the_objectives_are_the_methods_the_parameters_name():
+    # one list of methods: finetune.<method> settings and the objectives cannot drift apart
+    assert sorted(METHODS) == sorted(finetune_params.METHODS)
+    assert all(cls.name == name for name, cls in METHODS.items())
+
+
+def test_an_unknown_method_names_the_valid_ones(zero_shot):
+    model, spec, head = zero_shot
+    context = ObjectiveContext(model, head, 14.0, spec.name, spec.context_length, CLASSNAMES, 1, 0)
+    with pytest.raises(ValueError, match=r"unknown fine-tuning method 'sft'; valid: \['carft', 'flyp'"):
+        make_objective("sft", None, context)
+
+
+def test_the_callers_zero_shot_clip_stays_untouched(zero_shot):
+    model = zero_shot[0]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    for method in ("ft", "flyp"):
+        built = objective(zero_shot, method)
+        assert built.reference is not model and built.reference.visual is not model.visual
+        with torch.no_grad():
+            for p in built.parameters():
+                p.add_(0.5)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
 
 
 def test_every_method_exports_a_clip_with_the_fine_tuned_image_tower(zero_shot):
@@ -192,7 +218,10 @@ def test_a_pool_larger_than_m_gives_each_step_its_own_m_rows(zero_shot):
 
     seed = 3
     guidance = FixedPool(RandomTokens(num_texts=12, length=4, seed=seed), num_texts=5, seed=seed)
-    lipsum = objective(zero_shot, "lipsum", guidance=guidance)
+    lipsum = objective(
+        zero_shot, "lipsum", seed=seed, guidance="fixed_pool", num_texts=5, length=4, pool_size=12
+    )
+    assert lipsum.guidance == guidance  # finetune.lipsum's settings and the run's seed build this pool
     pool = guidance.pool
     padded = torch.cat([pool, torch.zeros(len(pool), 16 - pool.shape[1], dtype=torch.long)], 1)
     with torch.no_grad():

@@ -14,7 +14,7 @@ from lightning_fabric import Fabric
 
 from lipsum_ft.clip.backbone import new_model
 from lipsum_ft.evaluation.metrics import energy_gap
-from lipsum_ft.training.finetuning import make_objective
+from tests.training.objective_helpers import build_objective
 
 CLASSNAMES = ["zero", "one", "two", "three"]
 TEMPLATES = ["a photo of the digit {}.", "a sketch of the digit {}."]
@@ -30,17 +30,8 @@ def zero_shot():
 
 def objective(zero_shot, method: str):
     model, spec, head = zero_shot
-    return make_objective(
-        method,
-        model,
-        head,
-        SCALE,
-        model_name=spec.name,
-        context_length=spec.context_length,
-        classnames=CLASSNAMES,
-        coefficients={method: 1.0},
-        carft_templates=TEMPLATES,
-        seed=0,
+    return build_objective(
+        method, model, head, SCALE, spec=spec, classnames=CLASSNAMES, coefficient=1.0, templates=TEMPLATES
     )
 
 

@@ -13,10 +13,10 @@ import yaml
 
 from lipsum_ft.clip.backbone import new_model
 from lipsum_ft.data.images import InMemoryImages
-from lipsum_ft.training.finetuning import make_objective
 from lipsum_ft.training.loop import TrainConfig, fit
 from lipsum_ft.training.schedule import adamw, decay_groups, warmup_cosine, warmup_cosine_factor
 from tests.kedro_helpers import REPO
+from tests.training.objective_helpers import build_objective
 
 
 def expected_lr(step: int, peak: float, total: int, warmup: int) -> float:
@@ -142,16 +142,7 @@ def test_a_tiny_fine_tuning_run_logs_the_lr_each_step_used():
     images = lambda n: InMemoryImages(  # noqa: E731
         torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8), torch.arange(n) % 4, mean, std
     )
-    objective = make_objective(
-        "ft",
-        model.eval(),
-        head,
-        14.0,
-        model_name=spec.name,
-        context_length=spec.context_length,
-        classnames=["a", "b", "c", "d"],
-        coefficients={},
-    )
+    objective = build_objective("ft", model.eval(), head, 14.0, spec=spec, classnames=["a", "b", "c", "d"])
     peak, total = 2e-3, 7
     config = TrainConfig(
         steps=total, batch_size=8, lr=peak, warmup_fraction=0.3, eval_every=7, progress=False

@@ -18,8 +18,9 @@ import yaml
 
 from lipsum_ft.clip.backbone import ClipBundle, new_model
 from lipsum_ft.data.images import InMemoryImages
-from lipsum_ft.params import parse
-from lipsum_ft.pipelines.finetune import nodes
+from lipsum_ft.params.finetune import FinetuneParams
+from lipsum_ft.params.shared import parse
+from lipsum_ft.training import runs
 from lipsum_ft.training.loop import TrainConfig, fit
 from lipsum_ft.training.objectives import Objective
 
@@ -107,12 +108,14 @@ def test_the_finetune_node_exports_the_best_state(setup, monkeypatch):
         reference_domain="photo", loader={}, steps=6, batch_size=8, weight_decay=0.0, eval_every=2
     )
     finetune.update(checkpoint_every=0, progress=False)
-    params = parse("finetune", finetune)
+    params = parse(FinetuneParams, finetune)
     monkeypatch.setattr(
-        nodes, "make_objective", lambda method, clip, head, scale, **_: Prescribed(clip, head, scale, states)
+        runs,
+        "make_objective",
+        lambda method, settings, context: Prescribed(context.clip, context.head, context.logit_scale, states),
     )
     zeroshot = {"weight": head, "logit_scale": torch.tensor(14.0)}
-    bundle, log = nodes.finetune_one(
+    bundle, log = runs.finetune_one(
         "ft", params, ClipBundle(model=model, spec=spec), zeroshot, ["a", "b", "c", "d"], train, val
     )
     assert bundle.spec.extra["finetune"]["best_step"] == BEST

@@ -12,9 +12,8 @@ import torch.nn.functional as F
 
 from lipsum_ft.clip.backbone import new_model
 from lipsum_ft.data.images import InMemoryImages
-from lipsum_ft.training.finetuning import make_objective
-from lipsum_ft.training.guidance import RandomTokens, build_guidance
 from lipsum_ft.training.loop import NonFiniteLossError, TrainConfig, fit
+from tests.training.objective_helpers import build_objective
 
 CLASSNAMES = ["a", "b", "c", "d"]
 
@@ -37,20 +36,11 @@ def setup():
     return model.eval(), spec, head, train, val
 
 
-def make(setup, method="lipsum", guidance=None):
+def make(setup, method="lipsum", **settings):
+    """Lipsum-FT at weight 1 with 16 random-token texts, unless ``settings`` say otherwise."""
     model, spec, head, _, _ = setup
-    return make_objective(
-        method,
-        model,
-        head,
-        14.0,
-        model_name=spec.name,
-        context_length=spec.context_length,
-        classnames=CLASSNAMES,
-        coefficients={"lipsum": 1.0},
-        guidance=guidance or RandomTokens(16, seed=0),
-        seed=0,
-    )
+    settings = {"coefficient": 1.0, "num_texts": 16, **settings}
+    return build_objective(method, model, head, 14.0, spec=spec, classnames=CLASSNAMES, **settings)
 
 
 def config(**overrides) -> TrainConfig:
@@ -174,15 +164,15 @@ def test_two_processes_equal_one_with_the_same_global_batch(setup, guidance):
     # update proportional to its gradient and lets the comparison be tight.
     settings = dict(steps=3, eval_every=3, eps=1e-3, lr=1e-2)
     # fixed_pool of captions: the pool's texts and cached features must agree across spawned ranks
-    texts = build_guidance(
-        guidance,
+    texts = dict(
+        guidance=guidance,
         num_texts=16,
         pool_size=24,
         pool_source="class_free_captions",
         templates=["a photo of the digit {}."],
     )
-    one = fit(make(setup, guidance=texts), setup[3], setup[4], config(**settings))
-    two = fit(make(setup, guidance=texts), setup[3], setup[4], config(**settings, devices=2))
+    one = fit(make(setup, **texts), setup[3], setup[4], config(**settings))
+    two = fit(make(setup, **texts), setup[3], setup[4], config(**settings, devices=2))
     moved = sum(
         (one.best_state[k] - setup[0].visual.state_dict()[k.removeprefix("visual.")]).abs().sum()
         for k in one.best_state

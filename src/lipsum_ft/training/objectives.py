@@ -3,24 +3,51 @@
 An ``Objective`` owns the trainable classifier (image tower + head, initialised from the zero-shot
 model) and the frozen zero-shot CLIP it is regularised toward. ``forward(images, labels, step)``
 returns the loss and its named terms; ``export()`` gives the fine-tuned CLIP and head.
+
+Each class builds itself with ``from_params(settings, context)``: ``settings`` is its method's own
+settings (``finetune.<method>``, read by attribute; None for FT and LP, which have none) and
+``context`` the ``ObjectiveContext`` every method shares. ``METHODS`` maps each class's ``name`` to it.
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
+from typing import Any
 
+import open_clip
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from lipsum_ft.clip.backbone import freeze
+from lipsum_ft.clip.prompts import Template, fill, resolve_templates
 from lipsum_ft.clip.text import encode_tokens
 from lipsum_ft.clip.zeroshot import ClipClassifier
 from lipsum_ft.seeding import step_generator
-from lipsum_ft.training.guidance import FixedPool, Guidance
+from lipsum_ft.training.guidance import FixedPool, Guidance, build_guidance
 from lipsum_ft.training.pretraining import soft_clip_loss
 
 Terms = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True, eq=False)
+class ObjectiveContext:
+    """What any objective may need besides its own settings: the zero-shot model and the run."""
+
+    clip: nn.Module  # the zero-shot CLIP (``make_objective`` hands each objective a private copy)
+    head: torch.Tensor  # the zero-shot head weight, (dim, classes)
+    logit_scale: float
+    model_name: str  # open_clip's name of the model, for its tokenizer
+    context_length: int
+    classnames: list[str]
+    steps: int  # the run's total steps
+    seed: int  # the run's seed
+
+    def class_prompt_tokens(self, templates: list[Template]) -> torch.Tensor:
+        """Tokens of every (class, template) prompt, class-major: row k * T + t."""
+        tokenizer = open_clip.get_tokenizer(self.model_name, context_length=self.context_length)
+        return tokenizer([fill(t, c) for c in self.classnames for t in templates])
 
 
 def full_precision(device: torch.device) -> torch.autocast:
@@ -56,6 +83,12 @@ class Objective(nn.Module):
         for parameter in self.classifier.parameters():
             parameter.requires_grad_(True)
         self.coefficient = coefficient
+
+    @classmethod
+    def from_params(cls, settings: Any, context: ObjectiveContext) -> Objective:
+        """The objective from its settings (FT and LP have none: coefficient 0; L2-SP and KD: theirs)."""
+        coefficient = 0.0 if settings is None else settings.coefficient
+        return cls(context.clip, context.head, context.logit_scale, coefficient)
 
     def train(self, mode: bool = True) -> Objective:
         super().train(mode)
@@ -133,6 +166,12 @@ class LinearProbeThenFinetune(Objective):
         super().__init__(clip, head, logit_scale, coefficient)
         self.lp_steps = lp_steps
 
+    @classmethod
+    def from_params(cls, settings, context):
+        """The first ``lp_fraction`` of the run's steps train the head alone."""
+        lp_steps = int(settings.lp_fraction * context.steps)
+        return cls(context.clip, context.head, context.logit_scale, 0.0, lp_steps=lp_steps)
+
     def forward(self, images, labels, step):
         if step < self.lp_steps:
             with torch.no_grad():
@@ -187,6 +226,18 @@ class ContextAwareRegularisation(Objective):
             )
         self.register_buffer("contexts", contexts)
 
+    @classmethod
+    def from_params(cls, settings, context):
+        """Contexts from ``settings.templates``, the prompts' tokens reordered template-major."""
+        templates = resolve_templates(settings.templates)
+        tokens = context.class_prompt_tokens(templates)
+        # template-major for the context average: reorder (class, template) rows to (template, class)
+        k, t = len(context.classnames), len(templates)
+        tokens = tokens.reshape(k, t, -1).transpose(0, 1).reshape(k * t, -1)
+        return cls(
+            context.clip, context.head, context.logit_scale, settings.coefficient, tokens, num_classes=k
+        )
+
     def regulariser(self, images, features, step):
         scale = self.classifier.logit_scale
         scores = float32_scores(features, self.contexts, scale)
@@ -212,6 +263,21 @@ class Lipsum(Objective):
         super().__init__(clip, head, logit_scale, coefficient)
         self.guidance = guidance
         self._pool_features: torch.Tensor | None = None  # not state: recomputed after a resume
+
+    @classmethod
+    def from_params(cls, settings, context):
+        """The guidance ``settings`` describes (``training/guidance.py``), seeded by the run's seed."""
+        guidance = build_guidance(
+            settings.guidance,
+            num_texts=settings.num_texts,
+            length=settings.length,
+            seed=context.seed,
+            templates=resolve_templates(settings.templates) if settings.templates else (),
+            slot_words=settings.slot_words,
+            pool_size=settings.pool_size,
+            pool_source=settings.pool_source,
+        )
+        return cls(context.clip, context.head, context.logit_scale, settings.coefficient, guidance)
 
     def _encode(self, tokens: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -270,6 +336,20 @@ class FLYP(Objective):
         self.template_count = template_count
         self.seed = seed
 
+    @classmethod
+    def from_params(cls, settings, context):
+        """Class prompts of ``settings.templates`` (class-major); no regulariser, so coefficient 0."""
+        templates = resolve_templates(settings.templates)
+        return cls(
+            context.clip,
+            context.head,
+            context.logit_scale,
+            0.0,
+            context.class_prompt_tokens(templates),
+            template_count=len(templates),
+            seed=context.seed,
+        )
+
     def head_weight(self) -> torch.Tensor:
         features = F.normalize(self.student.encode_text(self.class_tokens), dim=-1)
         k = features.shape[0] // self.template_count
@@ -301,6 +381,7 @@ class FLYP(Objective):
         self.student.load_state_dict(state)
 
 
+# every method's class, by its ``name`` (``make_objective`` looks a method up here)
 METHODS: dict[str, type[Objective]] = {
     cls.name: cls
     for cls in (
