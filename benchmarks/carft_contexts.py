@@ -24,9 +24,7 @@ import torch.nn.functional as F
 from lipsum_ft.atomic import atomic_path
 from lipsum_ft.params.finetune import FinetuneParams
 from lipsum_ft.params.shared import parse
-from lipsum_ft.training.finetuning import make_objective
-from lipsum_ft.training.objectives import ObjectiveContext
-from lipsum_ft.training.runs import reference_data
+from lipsum_ft.training.runs import reference_data, run_objective
 from project_session import project_session
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,21 +79,8 @@ def measure(project: Path, env: str, batch_size: int) -> dict:
         # the manifest's image paths are relative to the project
         train, _ = reference_data(manifest, params, spec)
     scale = float(head["logit_scale"])
-    # the contexts a run builds: finetune.carft and the run's ObjectiveContext, as in finetune_one
-    objective = make_objective(
-        "carft",
-        params.settings_for("carft"),
-        ObjectiveContext(
-            clip=clip.model,
-            head=head["weight"],
-            logit_scale=scale,
-            model_name=spec.name,
-            context_length=spec.context_length,
-            classnames=classnames,
-            steps=params.steps,
-            seed=params.seed,
-        ),
-    )
+    # the contexts a run builds: the objective comes from the same function as in finetune_one
+    objective = run_objective("carft", params, clip, head, classnames)
     clip.model.eval()
     zero = unit_features(clip.model.visual, train.eval_batches(batch_size))
     tuned = {

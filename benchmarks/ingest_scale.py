@@ -27,8 +27,11 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from lipsum_ft.data.ingest import read_dataset, validation_rules
+from lipsum_ft.data.validation import validate_manifest
 from lipsum_ft.io.files import AtomicParquetDataset
-from lipsum_ft.pipelines.data.nodes import build_manifest, validate_dataset
+from lipsum_ft.params.data import DataParams
+from lipsum_ft.params.shared import parse
 
 REPO = Path(__file__).resolve().parents[1]
 DOMAINS = ("real", "painting", "clipart", "infograph", "sketch", "quickdraw")
@@ -87,14 +90,15 @@ def domainnet_data_params(root: Path) -> dict:
 
 
 def run_nodes(data: dict, out: Path) -> dict[str, float]:
-    """The pipeline's nodes in order, each timed (``prepare_dataset`` only describes a folder source)."""
+    """What the pipeline's nodes do, in order, each timed (``prepare_dataset`` only describes a folder
+    source)."""
     seconds = {}
+    params = parse(DataParams, data)
     started = time.perf_counter()
-    prepared = {"source": "folders"}
-    manifest, classnames, groups = build_manifest(prepared, data)
+    manifest, classnames, groups = read_dataset(params)
     seconds["build_manifest_s"] = time.perf_counter() - started
     started = time.perf_counter()
-    manifest, classnames, groups, report, _ = validate_dataset(manifest, classnames, groups, prepared, data)
+    report = validate_manifest(manifest, validation_rules(params, manifest, classnames, groups))
     seconds["validate_dataset_s"] = time.perf_counter() - started
     started = time.perf_counter()
     AtomicParquetDataset(filepath=str(out / "manifest.parquet")).save(manifest)

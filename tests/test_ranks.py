@@ -8,7 +8,8 @@ from kedro.io import DataCatalog, MemoryDataset
 
 from lipsum_ft.hooks import RankZeroWritesHook
 from lipsum_ft.io.files import AtomicCSVDataset
-from lipsum_ft.params import ParameterError, validate_parameters
+from lipsum_ft.params.registry import validate_parameters
+from lipsum_ft.params.shared import ParameterError
 from lipsum_ft.training.cluster import launched_rank, launched_world_size
 
 

@@ -14,9 +14,10 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 from kedro.io import MemoryDataset
 
-from lipsum_ft.io.atomic import atomic_path, recover
+from lipsum_ft.atomic import atomic_path, recover
 from lipsum_ft.io.rank_zero import RankLocalDataset
-from lipsum_ft.params import ParameterError, validate_parameters
+from lipsum_ft.params.registry import validate_parameters
+from lipsum_ft.params.shared import ParameterError
 from lipsum_ft.training.cluster import launched_rank
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.import_graph import imports_of
+
 REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "src"
 
@@ -28,14 +30,7 @@ def module_path(name: str) -> Path | None:
 
 def imported_modules(path: Path) -> set[str]:
     """``lipsum_ft`` modules ``path`` imports anywhere (top level or inside functions)."""
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)  # `from pkg import module`
-    return {n for n in names if n.startswith("lipsum_ft")}
+    return {n for n in imports_of(path) if n.startswith("lipsum_ft")}
 
 
 def source_closure(module: str) -> set[Path]:
@@ -69,3 +64,23 @@ def test_stage_deps_cover_every_imported_source_file(stage):
     relative = sorted(p.relative_to(REPO).as_posix() for p in files)
     missing = [f for f in relative if not any(f == d or f.startswith(d + "/") for d in deps)]
     assert not missing, f"dvc.yaml stage {stage!r} does not list these files its pipeline imports: {missing}"
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_stage_deps_list_no_source_file_the_pipeline_does_not_import(stage):
+    """A listed file the pipeline never imports re-runs the stage for nothing when it changes."""
+    spec = STAGES[stage]
+    pipeline = re.search(r"--pipeline=(\w+)", spec["cmd"]).group(1)
+    relative = {p.relative_to(REPO).as_posix() for p in source_closure(f"lipsum_ft.pipelines.{pipeline}")}
+    python_deps = [d.rstrip("/") for d in spec["deps"] if d.startswith("src/") and "model_configs" not in d]
+    unused = [d for d in python_deps if not any(f == d or f.startswith(d + "/") for f in relative)]
+    assert not unused, f"dvc.yaml stage {stage!r} lists sources its pipeline does not import: {unused}"
+
+
+@pytest.mark.parametrize("pipeline", ["data", "pretrain", "zeroshot"])
+def test_stages_before_fine_tuning_do_not_depend_on_its_parameters(pipeline):
+    """Adding a fine-tuning parameter must not re-run data, pretraining or the zero-shot head."""
+    files = {p.relative_to(SRC).as_posix() for p in source_closure(f"lipsum_ft.pipelines.{pipeline}")}
+    assert "lipsum_ft/params/finetune.py" not in files
+    assert "lipsum_ft/params/registry.py" not in files
+    assert f"lipsum_ft/params/{pipeline}.py" in files  # the closure is read at all

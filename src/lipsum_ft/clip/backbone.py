@@ -20,7 +20,7 @@ import torch
 from open_clip.transform import PreprocessCfg
 from safetensors.torch import load_file, save_file
 
-from lipsum_ft.io.atomic import staged_folder
+from lipsum_ft.atomic import staged_folder
 
 MODEL_CONFIG_DIR = Path(__file__).parent / "model_configs"
 CONFIG_FILE = "open_clip_config.json"

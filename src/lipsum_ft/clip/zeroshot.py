@@ -1,4 +1,4 @@
-"""The zero-shot head: class-prompt text features, averaged over templates (REFERENCE.md).
+"""The zero-shot head: class-prompt text features, averaged over templates, as in CLIP and WiSE-FT.
 
 Logits are ``scale * F(x) @ W`` with ``F(x)`` the L2-normalised image features; the scale stays
 apart from ``W`` (as in the official Lipsum-FT code) so WiSE and TPGM interpolate ``W`` alone.

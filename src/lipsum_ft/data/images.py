@@ -510,3 +510,15 @@ def load_split(
         else:
             raise ValueError(f"unknown image loading mode {mode!r}; valid: memory, stream")
     return out
+
+
+def load_split_for(
+    manifest, split: str, spec, loader, progress: bool = True, domains: Sequence[str] | None = None
+):
+    """``load_split`` at a model's input size and normalisation (``spec``, a ``clip.backbone.ModelSpec``)
+    with a loader's mode and settings (``loader``, the ``loader`` of a parameter group): what every
+    stage that feeds a model calls."""
+    mean, std = spec.preprocess_cfg["mean"], spec.preprocess_cfg["std"]
+    return load_split(
+        manifest, split, spec.image_size, mean, std, loader.mode, loader.settings(), progress, domains
+    )

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from lipsum_ft.atomic import recover, swap_in
 from lipsum_ft.digit_domains.config import (
     CLASS_NAMES,
     CLASSNAMES_FILE,
@@ -24,7 +25,6 @@ from lipsum_ft.digit_domains.config import (
 )
 from lipsum_ft.digit_domains.render import image_rng, render_image
 from lipsum_ft.digit_domains.splits import assign_splits, select_digits, source_digits
-from lipsum_ft.io.atomic import recover, swap_in
 
 
 def _image_relpath(domain: str, label: int, digit_index: int) -> str:

@@ -25,7 +25,8 @@ METHOD_COLOURS = {
 KIND_MARKERS = {"zeroshot": "*", "finetuned": "o", "wise": "s", "tpgm": "D"}
 
 
-def _colour(method: str) -> str:
+def colour(method: str) -> str:
+    """The colour a method has in every figure (grey for one without its own)."""
     return METHOD_COLOURS.get(method, "#7f7f7f")
 
 
@@ -79,7 +80,7 @@ def reliability_diagrams(
                 centres[filled],
                 bins["accuracy"][filled],
                 width=edges[1] - edges[0],
-                color=_colour(variant),
+                color=colour(variant),
                 alpha=0.75,
                 edgecolor="white",
                 label="accuracy",
@@ -114,7 +115,7 @@ def wise_curves(results: pd.DataFrame) -> Figure:
             100 * part["shift_acc"],
             "-o",
             ms=3,
-            color=_colour(method),
+            color=colour(method),
             label=f"WiSE({method})",
         )
         for _, point in part.iloc[[0, len(part) // 2, -1]].iterrows():
@@ -131,7 +132,7 @@ def wise_curves(results: pd.DataFrame) -> Figure:
             100 * point["shift_acc"],
             marker=KIND_MARKERS[point["kind"]],
             s=90,
-            color=_colour(point["method"]),
+            color=colour(point["method"]),
             edgecolor="black",
             zorder=4,
             label=point["variant"],
@@ -156,7 +157,7 @@ def reference_vs_shift(results: pd.DataFrame, alpha: float) -> Figure:
             100 * point["shift_acc"],
             marker=KIND_MARKERS[point["kind"]],
             s=70,
-            color=_colour(point["method"]),
+            color=colour(point["method"]),
             edgecolor="black",
             zorder=3,
         )
@@ -202,7 +203,7 @@ def energy_gap_vs_shift(results: pd.DataFrame, alpha: float) -> Figure:
                 100 * point["shift_acc"],
                 marker=KIND_MARKERS[point["kind"]],
                 s=70,
-                color=_colour(point["method"]),
+                color=colour(point["method"]),
                 edgecolor="black",
                 zorder=3,
             )
@@ -222,63 +223,4 @@ def energy_gap_vs_shift(results: pd.DataFrame, alpha: float) -> Figure:
         ax.set_xlabel(f"{column.replace('_', ' ')} (shift-domain mean)")
         ax.grid(alpha=0.3)
     fig.axes[0].set_ylabel("shift-domain mean accuracy (%)")
-    return fig
-
-
-def study_comparison(runs: pd.DataFrame, summary: pd.DataFrame, reference: str) -> Figure:
-    """A guidance study at a glance: shift and reference accuracy per arm (seeds as dots),
-    and the step cost.
-    """
-    arms = summary["arm"].tolist()
-    x = np.arange(len(arms))
-    fig = Figure(figsize=(4 + 1.3 * len(arms), 4.2), layout="constrained")
-    acc_ax, ref_ax, cost_ax = fig.subplots(1, 3, width_ratios=[2, 2, 1.4])
-    for ax, metric, label in (
-        (acc_ax, "shift_acc", "shift-domain mean accuracy (%)"),
-        (ref_ax, "ref_acc", "reference-domain accuracy (%)"),
-    ):
-        means, stds = 100 * summary[f"{metric}_mean"], 100 * summary[f"{metric}_std"].fillna(0)
-        for i, arm in enumerate(arms):  # points, not bars: the axis does not start at zero
-            colour = _colour(arm) if arm in METHOD_COLOURS else _colour("lipsum")
-            ax.errorbar(
-                i,
-                means.iloc[i],
-                yerr=stds.iloc[i],
-                fmt="D",
-                color=colour,
-                markeredgecolor="black",
-                markersize=8,
-                capsize=5,
-                zorder=3,
-            )
-            seeds = runs.loc[runs["arm"] == arm, metric]
-            ax.scatter(np.full(len(seeds), i + 0.18), 100 * seeds, s=14, color="black", zorder=3)
-        ax.margins(y=0.15)
-        ax.set_xticks(x, arms, rotation=30, ha="right", fontsize=8)
-        ax.set_ylabel(label)
-        ax.grid(axis="y", alpha=0.3)
-    acc_ax.axhline(
-        100 * summary.set_index("arm").loc[reference, "shift_acc_mean"],
-        ls="--",
-        lw=1,
-        color="black",
-        label=reference,
-    )
-    acc_ax.legend(fontsize=7, loc="lower right")
-    acc_ax.set_title("under shift (diamonds: mean ± std; dots: seeds)", fontsize=9)
-    ref_ax.set_title("on the fine-tuning domain", fontsize=9)
-    timed = summary[summary["ms_per_step_mean"].notna()]
-    cost_ax.barh(
-        np.arange(len(timed)),
-        timed["ms_per_step_mean"],
-        xerr=timed["ms_per_step_std"].fillna(0),
-        color="#7f7f7f",
-        capsize=3,
-    )
-    cost_ax.set_yticks(np.arange(len(timed)), timed["arm"], fontsize=8)
-    cost_ax.invert_yaxis()
-    cost_ax.set_xlabel("ms per training step (median)")
-    cost_ax.set_title("step cost", fontsize=9)
-    cost_ax.grid(axis="x", alpha=0.3)
-    fig.suptitle("Lipsum-FT text-guidance strategies on the embedded benchmark")
     return fig

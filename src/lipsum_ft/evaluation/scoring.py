@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,41 @@ class DomainScores:
     reliability: dict[str, list[float]]
 
 
+@dataclass
+class DomainPass:
+    """One classifier's pass over one domain: unit image features, (grouped) logits and labels."""
+
+    domain: str
+    features: torch.Tensor
+    logits: torch.Tensor
+    labels: torch.Tensor
+
+
+def domain_passes(
+    classifier: ClipClassifier,
+    data: Mapping[str, Any],
+    class_groups: Mapping[str, list[list[int]]],
+    batch_size: int,
+    device: str = "cpu",
+    progress: bool = False,
+    name: str = "eval",
+) -> Iterator[DomainPass]:
+    """Features and logits of ``classifier`` on every domain, logits pooled into the domain's class
+    groups where it has them: what every score (per domain or per image) is computed from.
+
+    The caller puts the classifier in eval mode on ``device`` and runs under ``torch.inference_mode``.
+    """
+    for domain, images in data.items():
+        features = encode_images(
+            classifier.visual, images, batch_size, progress, desc=f"{name}/{domain}", device=device
+        )
+        labels = images.labels
+        logits = classifier.logits_from_features(features.to(device)).float().cpu()
+        if domain in class_groups:
+            logits, labels = group_logits(logits, labels, class_groups[domain])
+        yield DomainPass(domain, features, logits, labels)
+
+
 @torch.inference_mode()
 def score_variant(
     classifier: ClipClassifier,
@@ -47,21 +82,14 @@ def score_variant(
     """
     classifier.eval().to(device)
     scores, features_by_domain = {}, {}
-    for domain, images in data.items():
-        features = encode_images(
-            classifier.visual, images, batch_size, progress, desc=f"{name}/{domain}", device=device
-        )
-        features_by_domain[domain] = features
-        labels = images.labels
-        logits = classifier.logits_from_features(features.to(device)).float().cpu()
-        if domain in class_groups:
-            logits, labels = group_logits(logits, labels, class_groups[domain])
-        metrics = classification_metrics(logits, labels, bins)
+    for run in domain_passes(classifier, data, class_groups, batch_size, device, progress, name):
+        features_by_domain[run.domain] = run.features
+        metrics = classification_metrics(run.logits, run.labels, bins)
         if text_features is not None:
-            reference = zero_shot_features[domain] if zero_shot_features is not None else features
-            metrics["energy_gap"] = energy_gap(features, reference, text_features)
-            metrics["feature_distortion"] = feature_distortion(features, reference)
-        scores[domain] = DomainScores(metrics, reliability_bins(logits, labels, bins))
+            reference = zero_shot_features[run.domain] if zero_shot_features is not None else run.features
+            metrics["energy_gap"] = energy_gap(run.features, reference, text_features)
+            metrics["feature_distortion"] = feature_distortion(run.features, reference)
+        scores[run.domain] = DomainScores(metrics, reliability_bins(run.logits, run.labels, bins))
     classifier.cpu()
     return scores, features_by_domain
 

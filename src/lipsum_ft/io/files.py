@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from lipsum_ft.io.atomic import atomic_path
+from lipsum_ft.atomic import atomic_path
 from lipsum_ft.io.base import PathDataset
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from safetensors.torch import load_file, save_file
 
+from lipsum_ft.atomic import atomic_path, staged_folder
 from lipsum_ft.clip.backbone import ClipBundle, load_bundle, save_bundle, write_bundle
-from lipsum_ft.io.atomic import atomic_path, staged_folder
 from lipsum_ft.io.base import PathDataset
 
 

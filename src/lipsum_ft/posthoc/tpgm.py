@@ -1,6 +1,6 @@
 """TPGM: learn one scalar projection radius per tensor around the zero-shot weights, on validation data.
 
-See REFERENCE.md, section "TPGM (post-hoc)", and PotatoTian/TPGM ``ImageNet_ViT_Exp/utils/tpgm.py``.
+As in the official code, PotatoTian/TPGM ``ImageNet_ViT_Exp/utils/tpgm.py`` (tests/posthoc compare with it).
 Tensors that are not floating point, the logit scale, and tensors fine-tuning left unchanged are
 copied from the fine-tuned state.
 """

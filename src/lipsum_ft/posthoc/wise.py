@@ -1,4 +1,4 @@
-"""WiSE-FT: interpolate every tensor between the zero-shot and the fine-tuned state (REFERENCE.md).
+"""WiSE-FT (mlfoundations/wise-ft): interpolate every tensor between the zero-shot and the fine-tuned state.
 
 Tensors that are not floating point are copied from the fine-tuned state.
 """

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from lipsum_ft.io.atomic import atomic_path
+from lipsum_ft.atomic import atomic_path
 
 CHECKPOINT_FORMAT = 2  # 1: unstamped pickles of earlier versions (refused)
 

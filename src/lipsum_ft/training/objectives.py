@@ -1,4 +1,4 @@
-"""One loss per fine-tuning method, behind one interface (REFERENCE.md, paper appendix B).
+"""One loss per fine-tuning method, behind one interface (Lipsum-FT paper, appendix B).
 
 An ``Objective`` owns the trainable classifier (image tower + head, initialised from the zero-shot
 model) and the frozen zero-shot CLIP it is regularised toward. ``forward(images, labels, step)``

@@ -7,7 +7,7 @@ from lipsum_ft.pipelines.ablation.nodes import (
     score_ablation_candidates,
 )
 
-STUDY = ["params:evaluate", "params:ablation"]
+STUDY_PARAMS = ["params:evaluate", "params:ablation"]
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -38,7 +38,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "classnames",
                     "class_groups",
                     "params:finetune.val_split",
-                    *STUDY,
+                    *STUDY_PARAMS,
                 ],
                 ["ablation_outcomes", "ablation_candidates"],
                 name="score_ablation_candidates",

@@ -12,11 +12,14 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from lipsum_ft.evaluation import ablation_plots, diagnostics, findings, model_choice, sensitivity
-from lipsum_ft.evaluation.bootstrap import resample_counts
-from lipsum_ft.evaluation.outcomes import OutcomeMatrices
-from lipsum_ft.params import AblationParams, EvaluateParams, FinetuneParams, parse
-from lipsum_ft.pipelines.ablation.nodes import DEFAULT, KNOB_FIELDS
+from lipsum_ft.params.ablation import AblationParams
+from lipsum_ft.params.evaluate import EvaluateParams
+from lipsum_ft.params.finetune import FinetuneParams
+from lipsum_ft.params.shared import parse
+from lipsum_ft.studies import ablation_plots, diagnostics, findings, model_choice, sensitivity
+from lipsum_ft.studies.ablation_grid import DEFAULT, KNOB_FIELDS
+from lipsum_ft.studies.bootstrap import resample_counts
+from lipsum_ft.studies.outcomes import OutcomeMatrices
 
 
 def outcome_matrices(
@@ -26,8 +29,8 @@ def outcome_matrices(
     resamples (shared by every interval below, so differences stay paired), and the candidates table
     people read: description, val criteria and test scores, one row each.
     """
-    params: EvaluateParams = parse("evaluate", evaluate)
-    study: AblationParams = parse("ablation", ablation)
+    params = parse(EvaluateParams, evaluate)
+    study = parse(AblationParams, ablation)
     matrices = OutcomeMatrices.from_frame(outcomes, candidates["candidate"].tolist())
     counts = resample_counts(matrices.image_counts(), study.bootstrap.samples, study.bootstrap.seed)
     scored = candidates.join(matrices.scores(params.reference_domain, params.ece_bins), on="candidate")
@@ -35,7 +38,7 @@ def outcome_matrices(
 
 
 def _reference(evaluate: dict[str, Any]) -> str:
-    return parse("evaluate", evaluate).reference_domain
+    return parse(EvaluateParams, evaluate).reference_domain
 
 
 def summarise_sensitivity(
@@ -48,7 +51,7 @@ def summarise_sensitivity(
     ablation: dict[str, Any],
 ) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """Per run and per setting (mean, std, paired differences with intervals), and the Markdown table."""
-    reference, study = _reference(evaluate), parse("ablation", ablation)
+    reference, study = _reference(evaluate), parse(AblationParams, ablation)
     scores = scored.set_index("candidate")[list(sensitivity.RUN_METRICS[:-1])]
     runs = sensitivity.run_table(scores, scored.drop(columns=scores.columns), study_log, batch_size)
     summary = sensitivity.sensitivity_summary(
@@ -69,7 +72,7 @@ def compare_diagnostics(
     (every run at alpha 1, and the chain's TPGM) and over every candidate but zero-shot (WiSE too);
     and the per-method profile.
     """
-    reference, study = _reference(evaluate), parse("ablation", ablation)
+    reference, study = _reference(evaluate), parse(AblationParams, ablation)
     scores = scored.set_index("candidate")
     tuned = scored[((scored["source"] == "study") & (scored["alpha"] == 1.0)) | (scored["source"] == "chain")]
     everything = scored[scored["source"] != "zeroshot"]
@@ -94,17 +97,17 @@ def choose_models(
     """Each criterion's pick per seed, the summary over seeds, and how well the label-free energy gap
     ranks the candidates' shift accuracy.
     """
-    reference, study = _reference(evaluate), parse("ablation", ablation)
+    reference, study = _reference(evaluate), parse(AblationParams, ablation)
     scores = scored.set_index("candidate")[["ref_acc", "shift_acc"]]
-    described = scored.drop(columns=[c for c in scored.columns if c in scores.columns])
-    picks = model_choice.picks_per_seed(described, scores, study.tolerance)
+    descriptions = scored.drop(columns=[c for c in scored.columns if c in scores.columns])
+    picks = model_choice.picks_per_seed(descriptions, scores, study.tolerance)
     correlation = model_choice.gap_accuracy_correlation(
         scored, matrices, counts, reference, study.bootstrap.level
     )
     return picks, model_choice.choice_summary(picks), correlation
 
 
-def search_front(
+def place_pick_on_front(
     scored: pd.DataFrame,
     matrices: OutcomeMatrices,
     counts: dict[str, np.ndarray],
@@ -114,11 +117,11 @@ def search_front(
     """Every configuration's seed means on the reference-vs-shift plane, and criterion (c)'s pick
     against the no-trade-off target.
     """
-    reference, study = _reference(evaluate), parse("ablation", ablation)
+    reference, study = _reference(evaluate), parse(AblationParams, ablation)
     scores = scored.set_index("candidate")[["ref_acc", "shift_acc"]]
-    described = scored.drop(columns=["ref_acc", "shift_acc"])
-    configs = model_choice.configurations(described, scores)
-    verdict = model_choice.moonshot(
+    descriptions = scored.drop(columns=["ref_acc", "shift_acc"])
+    configs = model_choice.configurations(descriptions, scores)
+    verdict = model_choice.pick_against_target(
         configs,
         scored,
         matrices,
@@ -141,7 +144,7 @@ def write_findings(
     ablation: dict[str, Any],
 ) -> tuple[str, dict[str, float]]:
     """The README's Findings section, generated from the study's tables, and flat DVC metrics."""
-    study: AblationParams = parse("ablation", ablation)
+    study = parse(AblationParams, ablation)
     text = findings.findings_markdown(
         sensitivity_summary, correlations, profile, choice, gap_correlation, front, study, DEFAULT
     )
@@ -152,8 +155,8 @@ def write_findings(
 def plot_sensitivity(
     runs: pd.DataFrame, scored: pd.DataFrame, finetune: dict[str, Any], ablation: dict[str, Any]
 ) -> Figure:
-    params: FinetuneParams = parse("finetune", finetune)
-    study: AblationParams = parse("ablation", ablation)
+    params = parse(FinetuneParams, finetune)
+    study = parse(AblationParams, ablation)
     defaults = {knob: float(getattr(params.lipsum, field)) for knob, field in KNOB_FIELDS.items()}
     return ablation_plots.sensitivity(runs, scored, study.baselines[0], DEFAULT, defaults)
 

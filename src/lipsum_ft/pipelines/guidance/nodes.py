@@ -10,32 +10,33 @@ from typing import Any
 import pandas as pd
 import torch
 from matplotlib.figure import Figure
-from tqdm.auto import tqdm
 
 from lipsum_ft.clip.backbone import ClipBundle
-from lipsum_ft.evaluation import plots
-from lipsum_ft.evaluation.reporting import study_markdown, study_runs, study_summary
-from lipsum_ft.params import FinetuneParams, GuidanceStudyParams, parse
-from lipsum_ft.pipelines.evaluate.nodes import evaluate_variants
-from lipsum_ft.pipelines.finetune.nodes import finetune_one, reference_data
+from lipsum_ft.evaluation.variants import evaluate_on_split
+from lipsum_ft.params.evaluate import EvaluateParams
+from lipsum_ft.params.finetune import FinetuneParams
+from lipsum_ft.params.guidance_study import GuidanceStudyParams
+from lipsum_ft.params.shared import parse
+from lipsum_ft.studies.guidance_report import study_comparison, study_markdown, study_runs, study_summary
+from lipsum_ft.training.runs import Run, reference_data, run_grid, study_params
 
 log = logging.getLogger(__name__)
 SEED_MARK = "/seed"  # variant names are "<arm>/seed<k>"
 
 
-def arm_params(
-    params: FinetuneParams, arm: str, seed: int, baselines: list[str]
-) -> tuple[str, FinetuneParams]:
-    """The method and recipe of one study run: a baseline as is, or Lipsum-FT with ``arm`` as its guidance.
-
-    Study runs keep no checkpoints, so they never overwrite the ``finetune`` pipeline's.
-    """
-    update: dict[str, Any] = {"seed": seed, "checkpoint_every": 0, "resume": False}
-    if arm in baselines:
-        return arm, params.model_copy(update=update)
-    return "lipsum", params.model_copy(
-        update={**update, "lipsum": params.lipsum.model_copy(update={"guidance": arm})}
-    )
+def arm_runs(params: FinetuneParams, study: GuidanceStudyParams) -> list[Run]:
+    """Every (arm, seed) of the study on the ``finetune`` recipe: each baseline as is, then Lipsum-FT
+    with each guidance strategy."""
+    runs = []
+    for seed in study.seeds:
+        for arm in [*study.baselines, *study.strategies]:
+            if arm in study.baselines:
+                method, run_params = arm, study_params(params, seed)
+            else:
+                guided = params.lipsum.model_copy(update={"guidance": arm})
+                method, run_params = "lipsum", study_params(params, seed, lipsum=guided)
+            runs.append(Run(f"{arm}{SEED_MARK}{seed}", method, run_params, labels={"arm": arm}))
+    return runs
 
 
 def finetune_study_arms(
@@ -46,24 +47,12 @@ def finetune_study_arms(
     finetune: dict[str, Any],
     guidance_study: dict[str, Any],
 ) -> tuple[dict[str, ClipBundle], pd.DataFrame]:
-    """Every (arm, seed) of the study on the ``finetune`` recipe: baselines, then each guidance strategy."""
-    params: FinetuneParams = parse("finetune", finetune)
-    study: GuidanceStudyParams = parse("guidance_study", guidance_study)
-    spec = pretrained_clip.spec
-    train_data, val_data = reference_data(
-        manifest, params, spec.image_size, spec.preprocess_cfg["mean"], spec.preprocess_cfg["std"]
-    )
-    runs = [(arm, seed) for seed in study.seeds for arm in [*study.baselines, *study.strategies]]
-    models, logs = {}, []
-    for arm, seed in tqdm(runs, desc="guidance study", unit="run", disable=not study.progress):
-        method, run_params = arm_params(params, arm, seed, study.baselines)
-        bundle, frame = finetune_one(
-            method, run_params, pretrained_clip, zeroshot_head, classnames, train_data, val_data
-        )
-        models[f"{arm}{SEED_MARK}{seed}"] = bundle
-        logs.append(frame.assign(arm=arm))
-        log.info("guidance study: %s seed %d done (%d of %d runs)", arm, seed, len(models), len(runs))
-    return models, pd.concat(logs, ignore_index=True)
+    """Every run of the study; each run's best-on-val weights and step log."""
+    params = parse(FinetuneParams, finetune)
+    study = parse(GuidanceStudyParams, guidance_study)
+    data = reference_data(manifest, params, pretrained_clip.spec)
+    runs = arm_runs(params, study)
+    return run_grid(runs, pretrained_clip, zeroshot_head, classnames, data, study.progress, "guidance study")
 
 
 def evaluate_study_arms(
@@ -78,9 +67,9 @@ def evaluate_study_arms(
     """The ``evaluate`` pipeline's scores (accuracy, NLL, ECE, energy gap per domain)
     for every study run and zero-shot.
     """
-    results, _ = evaluate_variants(
-        pretrained_clip, zeroshot_head, study_models, {}, {}, manifest, classnames, class_groups, evaluate
-    )
+    params = parse(EvaluateParams, evaluate)
+    inputs = (manifest, classnames, class_groups)
+    results, _ = evaluate_on_split(pretrained_clip, zeroshot_head, study_models, {}, inputs, params)
     named = results["variant"].str.partition(SEED_MARK)
     arm = named[0]
     seed = pd.to_numeric(named[2], errors="coerce").fillna(-1).astype(int)  # zero-shot has no seed
@@ -93,7 +82,7 @@ def summarise_study(
     """Per-run rows, the per-arm summary (mean ± std, paired difference, step cost),
     its Markdown, and DVC metrics.
     """
-    study: GuidanceStudyParams = parse("guidance_study", guidance_study)
+    study = parse(GuidanceStudyParams, guidance_study)
     runs = study_runs(study_results, study_log, batch_size)
     summary = study_summary(runs, study.reference)
     seeds = ", ".join(map(str, study.seeds))
@@ -122,5 +111,5 @@ def summarise_study(
 def plot_study(
     study_runs_table: pd.DataFrame, study_summary_table: pd.DataFrame, guidance_study: dict[str, Any]
 ) -> Figure:
-    study: GuidanceStudyParams = parse("guidance_study", guidance_study)
-    return plots.study_comparison(study_runs_table, study_summary_table, study.reference)
+    study = parse(GuidanceStudyParams, guidance_study)
+    return study_comparison(study_runs_table, study_summary_table, study.reference)

@@ -11,8 +11,9 @@ import torch
 
 from lipsum_ft.clip.backbone import ClipBundle
 from lipsum_ft.clip.zeroshot import classifier_for
-from lipsum_ft.data.images import load_split
-from lipsum_ft.params import PosthocParams, parse
+from lipsum_ft.data.images import load_split_for
+from lipsum_ft.params.posthoc import PosthocParams
+from lipsum_ft.params.shared import parse
 from lipsum_ft.posthoc.tpgm import learn_tpgm
 from lipsum_ft.posthoc.wise import wise
 
@@ -36,7 +37,7 @@ def wise_models(
     posthoc: dict[str, Any],
 ) -> dict[str, State]:
     """WiSE(method, alpha) for every fine-tuned method and every alpha of the grid."""
-    params: PosthocParams = parse("posthoc", posthoc)
+    params = parse(PosthocParams, posthoc)
     zero, tuned = _states(pretrained_clip, zeroshot_head, finetuned_clip)
     return {
         f"wise-{method}-{alpha:.2f}": wise(zero, state, alpha)
@@ -53,26 +54,18 @@ def tpgm_models(
     posthoc: dict[str, Any],
 ) -> tuple[dict[str, State], dict[str, Any]]:
     """TPGM projection of every fine-tuned method, radii learned on the reference domain's val split."""
-    params: PosthocParams = parse("posthoc", posthoc)
+    params = parse(PosthocParams, posthoc)
     spec = pretrained_clip.spec
-    val = load_split(
-        manifest,
-        params.val_split,
-        spec.image_size,
-        spec.preprocess_cfg["mean"],
-        spec.preprocess_cfg["std"],
-        params.loader.mode,
-        params.loader.settings(),
-        params.progress,
-        [params.reference_domain],
+    val = load_split_for(
+        manifest, params.val_split, spec, params.loader, params.progress, [params.reference_domain]
     )[params.reference_domain]
 
     zero, tuned = _states(pretrained_clip, zeroshot_head, finetuned_clip)
     projected, summary = {}, {}
     for method, state in tuned.items():
-        template = classifier_for(copy.deepcopy(pretrained_clip.model), zeroshot_head)
+        scratch = classifier_for(copy.deepcopy(pretrained_clip.model), zeroshot_head)
         projected[f"tpgm-{method}"], projection = learn_tpgm(
-            template,
+            scratch,
             zero,
             state,
             val.sample_batches(params.tpgm.batch_size, params.tpgm.seed),

@@ -12,7 +12,8 @@ import torch
 
 from lipsum_ft.clip.backbone import ClipBundle, load_open_clip, new_model
 from lipsum_ft.data.images import decode_images
-from lipsum_ft.params import PretrainParams, config_from, parse
+from lipsum_ft.params.pretrain import PretrainParams
+from lipsum_ft.params.shared import config_from, parse
 from lipsum_ft.training.pretraining import PretrainConfig, caption_bank, pretrain_clip
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ def pretrain_model(
     """The zero-shot model: open_clip weights as they are,
     or a tiny CLIP trained on the ``pretrain`` split.
     """
-    params: PretrainParams = parse("pretrain", pretrain)
+    params = parse(PretrainParams, pretrain)
     if params.source == "open_clip":
         model, spec = load_open_clip(params.model, params.pretrained)
         return ClipBundle(model=model.eval(), spec=spec), pd.DataFrame(

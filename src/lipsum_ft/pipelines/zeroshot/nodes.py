@@ -12,10 +12,11 @@ import torch
 from lipsum_ft.clip.backbone import ClipBundle
 from lipsum_ft.clip.prompts import resolve_templates
 from lipsum_ft.clip.zeroshot import ClipClassifier, build_zeroshot_weights
-from lipsum_ft.data.images import load_split
+from lipsum_ft.data.images import load_split_for
 from lipsum_ft.evaluation.reporting import domain_table
 from lipsum_ft.evaluation.scoring import evaluate_domains
-from lipsum_ft.params import ZeroshotParams, parse
+from lipsum_ft.params.shared import parse
+from lipsum_ft.params.zeroshot import ZeroshotParams
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ def build_zeroshot_head(
     pretrained_clip: ClipBundle, classnames: list[str], zeroshot: dict[str, Any]
 ) -> dict[str, torch.Tensor]:
     """W (embed_dim x K) from class names x templates, and the model's logit scale kept apart."""
-    params: ZeroshotParams = parse("zeroshot", zeroshot)
+    params = parse(ZeroshotParams, zeroshot)
     model = pretrained_clip.model.eval()
     tokenizer = open_clip.get_tokenizer(
         pretrained_clip.spec.name, context_length=pretrained_clip.spec.context_length
@@ -41,21 +42,12 @@ def evaluate_zeroshot(
     zeroshot: dict[str, Any],
 ) -> tuple[dict[str, Any], str]:
     """Accuracy, NLL and ECE of the zero-shot classifier on every domain of the evaluation split."""
-    params: ZeroshotParams = parse("zeroshot", zeroshot)
+    params = parse(ZeroshotParams, zeroshot)
     spec = pretrained_clip.spec
     classifier = ClipClassifier(
         pretrained_clip.model.visual, zeroshot_head["weight"], float(zeroshot_head["logit_scale"])
     )
-    data = load_split(
-        manifest,
-        params.split,
-        spec.image_size,
-        spec.preprocess_cfg["mean"],
-        spec.preprocess_cfg["std"],
-        params.loader.mode,
-        params.loader.settings(),
-        params.progress,
-    )
+    data = load_split_for(manifest, params.split, spec, params.loader, params.progress)
     results = evaluate_domains(
         classifier, data, params.batch_size, params.ece_bins, params.progress, params.device, class_groups
     )

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lipsum_ft.evaluation import diagnostics, model_choice, sensitivity
-from lipsum_ft.evaluation.bootstrap import resample_counts
-from lipsum_ft.evaluation.outcomes import OUTCOMES, OutcomeMatrices
+from lipsum_ft.studies import diagnostics, model_choice, sensitivity
+from lipsum_ft.studies.bootstrap import resample_counts
+from lipsum_ft.studies.outcomes import OUTCOMES, OutcomeMatrices
 
 N = 60  # images per domain
 
@@ -173,7 +173,9 @@ def test_moonshot_compares_the_chosen_configuration_with_ft_and_zero_shot():
     configs = model_choice.configurations(candidates, scores)
     assert configs.loc["default@0.50", "seeds"] == 2 and configs.loc["default@0.50", "on_front"]
     counts = resample_counts(matrices.image_counts(), 300, 2)
-    verdict = model_choice.moonshot(configs, candidates, matrices, counts, "photo", "ft", 0.01, 0.95)
+    verdict = model_choice.pick_against_target(
+        configs, candidates, matrices, counts, "photo", "ft", 0.01, 0.95
+    )
     assert verdict["configuration"] == "default@0.50"  # ties on val accuracy, smaller gap
     assert verdict["ref_minus_ft"] == pytest.approx((55 + 53) / 120 - (54 + 52) / 120)
     assert verdict["shift_minus_zeroshot"] == pytest.approx(49 / 60 - 42 / 60)
@@ -187,7 +189,7 @@ def test_moonshot_compares_the_chosen_configuration_with_ft_and_zero_shot():
 def test_the_step_cost_sentence_follows_the_measured_costs(costs, trend):
     # Rows arrive out of order (320, 8, 20): the sentence orders them by M and says "rises" only when the
     # costs do.
-    from lipsum_ft.evaluation.findings import sensitivity_paragraph
+    from lipsum_ft.studies.findings import sensitivity_paragraph
 
     rows = [("default", "none", np.nan, 153.0)] + [
         (f"num_texts={m}", "num_texts", float(m), c)

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from lipsum_ft.evaluation.reporting import study_markdown, study_summary
+from lipsum_ft.studies.guidance_report import study_markdown, study_summary
 from tests.kedro_helpers import run_in
 
 STRATEGIES = ["random_tokens", "random_words", "class_free_captions", "fixed_pool"]

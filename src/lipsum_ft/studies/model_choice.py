@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from lipsum_ft.evaluation import selection
-from lipsum_ft.evaluation.bootstrap import covers_zero, interval, spearman
-from lipsum_ft.evaluation.outcomes import OutcomeMatrices
+from lipsum_ft.studies import selection
+from lipsum_ft.studies.bootstrap import covers_zero, interval, spearman
+from lipsum_ft.studies.outcomes import OutcomeMatrices
 
 ZERO_SHOT = "zeroshot"
 
@@ -114,7 +114,7 @@ def configurations(candidates: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFra
     return configs.rename_axis("configuration")
 
 
-def moonshot(
+def pick_against_target(
     configs: pd.DataFrame,
     candidates: pd.DataFrame,
     matrices: OutcomeMatrices,

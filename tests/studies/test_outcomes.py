@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from lipsum_ft.evaluation.metrics import classification_metrics, energy_gap, feature_distortion
-from lipsum_ft.evaluation.outcomes import OutcomeMatrices, image_outcomes, outcome_frame
+from lipsum_ft.studies.outcomes import OutcomeMatrices, image_outcomes, outcome_frame
 
 
 def _features(n: int, seed: int) -> torch.Tensor:

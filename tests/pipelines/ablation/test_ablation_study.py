@@ -15,8 +15,11 @@ import yaml
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
-from lipsum_ft.params import parse
-from lipsum_ft.pipelines.ablation.nodes import check_lengths, score_ablation_candidates
+from lipsum_ft.params.ablation import AblationParams
+from lipsum_ft.params.finetune import FinetuneParams
+from lipsum_ft.params.shared import parse
+from lipsum_ft.pipelines.ablation.nodes import score_ablation_candidates
+from lipsum_ft.studies.ablation_grid import check_lengths
 from tests.kedro_helpers import run_in
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -153,10 +156,10 @@ def test_the_label_free_criterion_never_sees_shift_labels(chain, monkeypatch):
 
 
 def test_text_lengths_that_cannot_fit_the_context_fail_before_training():
-    conf = Path(__file__).resolve().parents[2] / "conf/base"
-    params = parse("finetune", yaml.safe_load((conf / "parameters_finetune.yml").read_text())["finetune"])
+    conf = Path(__file__).resolve().parents[3] / "conf/base"
+    params = parse(FinetuneParams, yaml.safe_load((conf / "parameters_finetune.yml").read_text())["finetune"])
     study = yaml.safe_load((conf / "parameters_ablation.yml").read_text())["ablation"]
-    study = parse("ablation", {**study, "knobs": {**study["knobs"], "length": [2, 14, 15]}})
+    study = parse(AblationParams, {**study, "knobs": {**study["knobs"], "length": [2, 14, 15]}})
     with pytest.raises(ValueError, match=r"ablation.knobs.length \[15\].*context length is 16; use L <= 14"):
         check_lengths(params, study, context_length=16)
     check_lengths(params, study, context_length=77)  # ViT-B/16's context holds them all

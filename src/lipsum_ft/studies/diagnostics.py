@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from lipsum_ft.evaluation.bootstrap import covers_zero, interval, spearman
-from lipsum_ft.evaluation.outcomes import OutcomeMatrices
+from lipsum_ft.studies.bootstrap import covers_zero, interval, spearman
+from lipsum_ft.studies.outcomes import OutcomeMatrices
 
 DIAGNOSTICS = ("energy_gap", "feature_distortion")
 

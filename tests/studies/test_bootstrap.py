@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lipsum_ft.evaluation.bootstrap import (
+from lipsum_ft.studies.bootstrap import (
     covers_zero,
     interval,
     ranks,

@@ -13,8 +13,8 @@ import torch
 
 from lipsum_ft.data.images import InMemoryImages
 from lipsum_ft.data.unlabelled import UnlabelledImages, without_labels
-from lipsum_ft.evaluation import selection
 from lipsum_ft.evaluation.metrics import energy_gap
+from lipsum_ft.studies import selection
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from lipsum_ft.evaluation.bootstrap import covers_zero, interval
-from lipsum_ft.evaluation.outcomes import OutcomeMatrices
-from lipsum_ft.evaluation.reporting import _zero_if_nan
+from lipsum_ft.evaluation.reporting import zero_if_nan
+from lipsum_ft.studies.bootstrap import covers_zero, interval
+from lipsum_ft.studies.outcomes import OutcomeMatrices
 
 RUN_METRICS = (
     "ref_acc",
@@ -98,7 +98,7 @@ def sensitivity_markdown(summary: pd.DataFrame, default: str, level: float) -> s
     ]
     for row in summary.itertuples():
         pct = [
-            f"{100 * getattr(row, f'{c}_mean'):.1f} ± {100 * _zero_if_nan(getattr(row, f'{c}_std')):.1f}"
+            f"{100 * getattr(row, f'{c}_mean'):.1f} ± {100 * zero_if_nan(getattr(row, f'{c}_std')):.1f}"
             for c in ("ref_acc", "shift_acc", "ref_ece", "shift_ece")
         ]
         deltas = [_delta(row, name, default) for name in ("shift", "ref")]

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import yaml
 
-from lipsum_ft.params import parse
-from lipsum_ft.pipelines.finetune.nodes import train_config
+from lipsum_ft.params.finetune import FinetuneParams
+from lipsum_ft.params.shared import parse
+from lipsum_ft.training.runs import train_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -21,6 +22,6 @@ def test_a_method_with_its_own_lr_gets_it_and_the_others_the_shared_one():
         "lr": 1e-4,
         "lr_by_method": {"lp": 1e-2},
     }
-    params = parse("finetune", finetune)
+    params = parse(FinetuneParams, finetune)
     assert train_config(params, "lp").lr == 1e-2
     assert train_config(params, "ft").lr == train_config(params, "lipsum").lr == 1e-4

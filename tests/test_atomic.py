@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from lipsum_ft.io.atomic import atomic_path, recover, staged_folder
+from lipsum_ft.atomic import atomic_path, recover, staged_folder
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def run_and_get_killed(code: str) -> int:
@@ -36,7 +36,7 @@ def test_a_folder_swap_killed_between_its_renames_is_restored(tmp_path):
         f"""
         import os, signal
         from pathlib import Path
-        from lipsum_ft.io.atomic import staged_folder
+        from lipsum_ft.atomic import staged_folder
         print(os.getpid(), flush=True)
         original = Path.rename
         def rename_then_die(self, to):
@@ -62,7 +62,7 @@ def test_the_next_save_removes_a_killed_writers_temporaries_but_not_a_live_ones(
     pid = run_and_get_killed(
         f"""
         import os, signal
-        from lipsum_ft.io.atomic import atomic_path, staged_folder
+        from lipsum_ft.atomic import atomic_path, staged_folder
         print(os.getpid(), flush=True)
         with staged_folder({str(tmp_path / "wise")!r}) as staging:
             (staging / "a.safetensors").write_text("partial")

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from lipsum_ft.evaluation.reporting import _zero_if_nan
+from lipsum_ft.evaluation.reporting import zero_if_nan
 
 POPULATIONS = {
     "finetuned": "fine-tuned models (every run at α = 1, and the default chain's TPGM)",
@@ -111,9 +111,9 @@ def choice_paragraph(choice: pd.DataFrame, gap_correlation: dict[str, float], to
     for row in choice.itertuples():
         lines.append(
             f"| {CRITERION_NAMES[row.criterion]} | "
-            f"{_pct(row.ref_acc_mean)} ± {_pct(_zero_if_nan(row.ref_acc_std))} | "
-            f"{_pct(row.shift_acc_mean)} ± {_pct(_zero_if_nan(row.shift_acc_std))} | "
-            f"{_pct(row.regret_mean)} ± {_pct(_zero_if_nan(row.regret_std))} | {row.picks} |"
+            f"{_pct(row.ref_acc_mean)} ± {_pct(zero_if_nan(row.ref_acc_std))} | "
+            f"{_pct(row.shift_acc_mean)} ± {_pct(zero_if_nan(row.shift_acc_std))} | "
+            f"{_pct(row.regret_mean)} ± {_pct(zero_if_nan(row.regret_std))} | {row.picks} |"
         )
     c = gap_correlation
     lines += [

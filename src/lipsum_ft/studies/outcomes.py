@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lipsum_ft.clip.features import encode_images
 from lipsum_ft.clip.zeroshot import ClipClassifier
-from lipsum_ft.evaluation.bootstrap import resampled_means
-from lipsum_ft.evaluation.metrics import energy_gap_per_image, feature_distortion_per_image, group_logits
+from lipsum_ft.evaluation.metrics import energy_gap_per_image, feature_distortion_per_image
+from lipsum_ft.evaluation.scoring import domain_passes
+from lipsum_ft.studies.bootstrap import resampled_means
 
 OUTCOMES = ("correct", "confidence", "true_logprob", "energy_gap", "feature_distortion")
 
@@ -67,15 +67,10 @@ def classifier_outcomes(
     """
     classifier.eval().to(device)
     outcomes, features_by_domain = {}, {}
-    for domain, images in data.items():
-        features = encode_images(classifier.visual, images, batch_size, False, device=device)
-        features_by_domain[domain] = features
-        labels = images.labels
-        logits = classifier.logits_from_features(features.to(device)).float().cpu()
-        if domain in class_groups:
-            logits, labels = group_logits(logits, labels, class_groups[domain])
-        reference = zero_shot_features[domain] if zero_shot_features is not None else features
-        outcomes[domain] = image_outcomes(logits, labels, features, reference, text_features)
+    for run in domain_passes(classifier, data, class_groups, batch_size, device):
+        features_by_domain[run.domain] = run.features
+        reference = zero_shot_features[run.domain] if zero_shot_features is not None else run.features
+        outcomes[run.domain] = image_outcomes(run.logits, run.labels, run.features, reference, text_features)
     classifier.cpu()
     return outcomes, features_by_domain
 
