@@ -124,15 +124,29 @@ def validation_frame(manifest: pd.DataFrame, rules: ValidationRules, progress: b
 def build_suite(rules: ValidationRules) -> list[Any]:
     """The manifest's rules as GX expectations, each with a one-line ``meta.rule`` for messages."""
     import great_expectations as gx
-    from great_expectations.expectations.row_conditions import Column
 
     E = gx.expectations
-    k = len(rules.classnames)
-    expectations: list[Any] = [
+    return [
+        *_schema_expectations(E),
+        *_value_expectations(E, rules),
+        *_file_expectations(E),
+        *_domain_split_expectations(E, rules),
+        *_decode_expectations(E, rules),
+    ]
+
+
+def _schema_expectations(E) -> list[Any]:
+    """Every column a row needs is filled in (the other rules would misread a missing value)."""
+    return [
         E.ExpectColumnValuesToNotBeNull(column=c, meta={"rule": f"column {c} has no missing values"})
         for c in ("path", "label", "class_name", "domain", "split")
     ]
-    expectations += [
+
+
+def _value_expectations(E, rules: ValidationRules) -> list[Any]:
+    """Labels, class names, splits and domains are known values, and labels agree with class folders."""
+    k = len(rules.classnames)
+    return [
         E.ExpectColumnValuesToBeBetween(
             column="label", min_value=0, max_value=k - 1, meta={"rule": f"labels lie in [0, {k})"}
         ),
@@ -156,6 +170,12 @@ def build_suite(rules: ValidationRules) -> list[Any]:
             value_set=list(rules.domains),
             meta={"rule": f"domains are among {list(rules.domains)}"},
         ),
+    ]
+
+
+def _file_expectations(E) -> list[Any]:
+    """Each file is listed once, in one split, and exists (a leak between splits would inflate scores)."""
+    return [
         E.ExpectColumnValuesToBeUnique(column="path", meta={"rule": "every path is listed once"}),
         E.ExpectColumnValuesToBeBetween(
             column="splits_of_path", max_value=1, meta={"rule": "no path is in two splits"}
@@ -163,12 +183,24 @@ def build_suite(rules: ValidationRules) -> list[Any]:
         E.ExpectColumnValuesToBeInSet(
             column="file_exists", value_set=[True], meta={"rule": "every listed file exists"}
         ),
+    ]
+
+
+def _required_pairs(rules: ValidationRules) -> tuple[str, ...]:
+    """The "domain/split" pairs that must have rows: the configured ones, or every combination."""
+    if rules.required_pairs is not None:
+        return rules.required_pairs
+    return tuple(f"{d}/{s}" for d in rules.domains for s in rules.splits)
+
+
+def _domain_split_expectations(E, rules: ValidationRules) -> list[Any]:
+    """Per-domain counts: every required (domain, split) has enough rows and, unless partial, every class."""
+    from great_expectations.expectations.row_conditions import Column
+
+    pairs = _required_pairs(rules)
+    counts = [
         E.ExpectColumnDistinctValuesToContainSet(
-            column="domain_split",
-            value_set=list(rules.required_pairs)
-            if rules.required_pairs is not None
-            else [f"{d}/{s}" for d in rules.domains for s in rules.splits],
-            meta={"rule": "every (domain, split) has rows"},
+            column="domain_split", value_set=list(pairs), meta={"rule": "every (domain, split) has rows"}
         ),
         E.ExpectColumnValuesToBeBetween(
             column="rows_in_domain_split",
@@ -176,12 +208,7 @@ def build_suite(rules: ValidationRules) -> list[Any]:
             meta={"rule": f"every (domain, split) has at least {rules.min_rows_per_domain_split} rows"},
         ),
     ]
-    pairs = (
-        rules.required_pairs
-        if rules.required_pairs is not None
-        else tuple(f"{d}/{s}" for d in rules.domains for s in rules.splits)
-    )
-    expectations += [
+    return counts + [
         E.ExpectColumnDistinctValuesToEqualSet(
             column="class_name",
             value_set=list(rules.classnames),
@@ -191,24 +218,23 @@ def build_suite(rules: ValidationRules) -> list[Any]:
         for pair in pairs
         if pair.split("/", 1)[0] not in rules.partial_domains and pair not in rules.partial_pairs
     ]
+
+
+def _decode_expectations(E, rules: ValidationRules) -> list[Any]:
+    """Sampled files decode, at the expected square size when one is set (else any positive size)."""
     low, high = (rules.image_size, rules.image_size) if rules.image_size else (1, None)
     size_rule = (
         f"sampled files decode as {rules.image_size}x{rules.image_size} images"
         if rules.image_size
         else "sampled files have a positive size"
     )
-    expectations += [
-        E.ExpectColumnValuesToBeInSet(
-            column="decode_error",
-            value_set=[""],
-            meta={"rule": "sampled files decode (file: decoder's error)"},
-        )
-    ]
-    expectations += [
+    decodes = E.ExpectColumnValuesToBeInSet(
+        column="decode_error", value_set=[""], meta={"rule": "sampled files decode (file: decoder's error)"}
+    )
+    return [decodes] + [
         E.ExpectColumnValuesToBeBetween(column=c, min_value=low, max_value=high, meta={"rule": size_rule})
         for c in ("decoded_width", "decoded_height")
     ]
-    return expectations
 
 
 # pragma: no mutate start (running GX and wording its result: plumbing, not a rule)
@@ -260,6 +286,7 @@ def describe_failures(report: dict[str, Any], max_examples: int) -> list[str]:
 
 
 def _example(row: dict[str, Any], column: str | None) -> str:
+    """One offending row as "<split-file line> -> column=value", so a failure points at its source."""
     value = row.get(column, "?") if column else "?"
     return f"{row.get('source', '?')} -> {column}={value}"
 

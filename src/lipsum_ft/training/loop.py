@@ -103,10 +103,12 @@ def validation_accuracy(objective: Objective, data: ImageSet, batch_size: int) -
 
 
 def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A detached CPU copy, so later steps (or a device) cannot change a kept state."""
     return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
 
 
 def _checkpoint_payload(step: int, module, optimizer, scheduler, result: TrainResult) -> dict[str, Any]:
+    """Everything a resume needs to repeat the uninterrupted run: weights, optimizer, schedule, RNG, log."""
     return {
         "step": step,
         "trainable": _cpu_copy(module.trainable_state()),
@@ -174,118 +176,163 @@ def train_on_rank(
     On SIGTERM/SIGUSR1 it finishes the current step, writes the checkpoint and raises ``Preempted``.
     """
     with preemption_signals() as preemption:
-        return _train_steps(fabric, objective, train_data, val_data, config, preemption)
+        return _RankTrainer(fabric, config, preemption).fit(objective, train_data, val_data)
 
 
-def _train_steps(
-    fabric: Fabric,
-    objective: Objective,
-    train_data: ImageSet,
-    val_data: ImageSet,
-    config: TrainConfig,
-    preemption: PreemptionFlag,
-) -> TrainResult:
-    fabric.seed_everything(config.seed)
-    module = objective
-    optimizer = adamw(
-        decay_groups(module, config.weight_decay), lr=config.lr, betas=config.betas, eps=config.eps
-    )
-    scheduler = warmup_cosine(optimizer, config.steps, int(config.warmup_fraction * config.steps))
-    wrapped, optimizer = fabric.setup(module, optimizer)
-    module.train()
-    start, result = (
-        0,
-        TrainResult(best_state=_cpu_copy(module.trainable_state()), best_step=0, best_val_acc=-math.inf),
-    )
-    checkpoint = Path(config.checkpoint_path) if config.checkpoint_path else None
-    identity = run_identity(config)
-    last_good = None  # (path, step) of a checkpoint of this very run, known finite
-    if config.resume is True and (checkpoint is None or not checkpoint.is_file()):
-        raise FileNotFoundError(
-            f"finetune.resume is true but there is no checkpoint {checkpoint} to resume from "
-            "(resume: auto starts afresh when there is none)"
+class _RankTrainer:
+    """One rank's run, in the shape of Lightning Fabric's example trainer (``fit``, ``train_loop``,
+    ``training_step``, ``validate``, ``save``/``load``).
+
+    Steps leave their loss and terms on the device (``PendingRow``); a block ends at a log, eval or
+    checkpoint step or on preemption, and its ``flush`` is the block's one read of the losses (with
+    several ranks, ``_stop_requested`` also all-reduces the preemption flag every step).
+    """
+
+    def __init__(self, fabric: Fabric, config: TrainConfig, preemption: PreemptionFlag):
+        """Hold what every phase reads; the model, optimizer and result come in ``setup``/``load``."""
+        self.fabric, self.config, self.preemption = fabric, config, preemption
+        self.checkpoint = Path(config.checkpoint_path) if config.checkpoint_path else None
+        self.identity = run_identity(config)
+        self.last_good: tuple[Path, int] | None = None  # a checkpoint of this very run, known finite
+        self.pending: list[PendingRow] = []
+        self.block_started = 0.0
+
+    def fit(self, objective: Objective, train_data: ImageSet, val_data: ImageSet) -> TrainResult:
+        """Set up, resume where asked, and train to ``config.steps``; returns the best-on-val state."""
+        self.setup(objective)
+        start = self.load()
+        self.train_loop(train_data, val_data, start)
+        return self.result
+
+    def setup(self, objective: Objective) -> None:
+        """Seed, build AdamW and its warm-up + cosine schedule, and hand model and optimizer to Fabric."""
+        config = self.config
+        self.fabric.seed_everything(config.seed)
+        self.module = objective
+        optimizer = adamw(
+            decay_groups(objective, config.weight_decay), lr=config.lr, betas=config.betas, eps=config.eps
         )
-    if config.resume and checkpoint is not None and checkpoint.is_file():
-        saved = load_checkpoint(checkpoint, identity)
+        self.scheduler = warmup_cosine(optimizer, config.steps, int(config.warmup_fraction * config.steps))
+        self.wrapped, self.optimizer = self.fabric.setup(objective, optimizer)
+        objective.train()
+        best = _cpu_copy(objective.trainable_state())
+        self.result = TrainResult(best_state=best, best_step=0, best_val_acc=-math.inf)
+
+    def load(self) -> int:
+        """Restore the checkpoint when resuming (refusing a missing one under resume=True); the first step."""
+        checkpoint, resume = self.checkpoint, self.config.resume
+        if resume is True and (checkpoint is None or not checkpoint.is_file()):
+            raise FileNotFoundError(
+                f"finetune.resume is true but there is no checkpoint {checkpoint} to resume from "
+                "(resume: auto starts afresh when there is none)"
+            )
+        if not (resume and checkpoint is not None and checkpoint.is_file()):
+            return 0
+        saved = load_checkpoint(checkpoint, self.identity)
         log.info("resuming from %s at step %d", checkpoint, saved["step"])
-        last_good = (checkpoint, saved["step"])
-        module.load_trainable_state(saved["trainable"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
+        self.last_good = (checkpoint, saved["step"])
+        self.module.load_trainable_state(saved["trainable"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
         torch.set_rng_state(saved["rng"])
-        start = saved["step"]
-        result = TrainResult(saved["best_state"], saved["best_step"], saved["best_val_acc"], saved["log"])
-    bar = tqdm(
-        range(start, config.steps),
-        desc=f"finetune {module.name}",
-        unit="step",
-        disable=not (config.progress and fabric.is_global_zero),
-        initial=start,
-        total=config.steps,
-    )
-    augment = Augment(config.crop_scale, config.crop_ratio, config.flip, config.seed)
-    batches = train_data.train_batches(
-        start, config.batch_size, augment, fabric.global_rank, fabric.world_size, fabric.device
-    )
-    pending: list[PendingRow] = []
-    for step in bar:
-        if not pending:
-            block_started = time.perf_counter()
-        images, labels = next(batches)
+        self.result = TrainResult(
+            saved["best_state"], saved["best_step"], saved["best_val_acc"], saved["log"]
+        )
+        return saved["step"]
+
+    def train_loop(self, train_data: ImageSet, val_data: ImageSet, start: int) -> None:
+        """Steps ``start`` to ``config.steps``, the batches a function of (seed, step) so resume repeats."""
+        config, fabric = self.config, self.fabric
+        bar = tqdm(
+            range(start, config.steps),
+            desc=f"finetune {self.module.name}",
+            unit="step",
+            disable=not (config.progress and fabric.is_global_zero),
+            initial=start,
+            total=config.steps,
+        )
+        augment = Augment(config.crop_scale, config.crop_ratio, config.flip, config.seed)
+        batches = train_data.train_batches(
+            start, config.batch_size, augment, fabric.global_rank, fabric.world_size, fabric.device
+        )
+        for step in bar:
+            if not self.pending:
+                self.block_started = time.perf_counter()
+            self.training_step(next(batches), step)
+            self.end_of_step(step + 1, val_data, bar)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], step: int) -> None:
+        """Forward, backward, clip, optimizer and scheduler step; the row stays on the device (no sync)."""
+        fabric, optimizer = self.fabric, self.optimizer
+        images, labels = batch
         images, labels = (
             images.to(fabric.device, non_blocking=True),
             labels.to(fabric.device, non_blocking=True),
         )
-        loss, terms = wrapped(images, labels, step)
+        loss, terms = self.wrapped(images, labels, step)
         optimizer.zero_grad(set_to_none=True)
         fabric.backward(loss)
-        if config.grad_clip:
-            fabric.clip_gradients(wrapped, optimizer, max_norm=config.grad_clip)
+        if self.config.grad_clip:
+            fabric.clip_gradients(self.wrapped, optimizer, max_norm=self.config.grad_clip)
         lr = optimizer.param_groups[0]["lr"]  # the lr this step uses (the scheduler then moves on)
         optimizer.step()
-        scheduler.step()
-        pending.append(
-            PendingRow(
-                step + 1,
-                {"loss": loss.detach(), **{k: v.detach() for k, v in terms.items()}},
-                lr,
-            )
-        )
-        evaluates = (step + 1) % config.eval_every == 0 or step + 1 == config.steps
-        stop = _stop_requested(fabric, preemption)
-        periodic = bool(config.checkpoint_every and (step + 1) % config.checkpoint_every == 0)
-        saves = checkpoint is not None and (periodic or stop)
-        if not (evaluates or saves or stop or (step + 1) % config.log_every == 0 or step + 1 == config.steps):
-            continue
-        # the one host sync of the block; raises on NaN/inf
-        rows = flush_rows(fabric, pending, _last_good_text(last_good), block_started, config.batch_size)
-        pending.clear()
+        self.scheduler.step()
+        values = {"loss": loss.detach(), **{k: v.detach() for k, v in terms.items()}}
+        self.pending.append(PendingRow(step + 1, values, lr))
+
+    def end_of_step(self, done: int, val_data: ImageSet, bar: tqdm) -> None:
+        """End the block at a log, eval or checkpoint step or on preemption: flush, validate, save, stop."""
+        config = self.config
+        evaluates = done % config.eval_every == 0 or done == config.steps
+        stop = _stop_requested(self.fabric, self.preemption)  # every step: ranks must agree on it
+        periodic = bool(config.checkpoint_every and done % config.checkpoint_every == 0)
+        saves = self.checkpoint is not None and (periodic or stop)
+        if not (evaluates or saves or stop or done % config.log_every == 0 or done == config.steps):
+            return
+        rows = self.flush()
         row = rows[-1]
         if evaluates:
-            row["val_acc"] = validation_accuracy(module, val_data, config.eval_batch_size)
-            if row["val_acc"] > result.best_val_acc:
-                result.best_val_acc, result.best_step = row["val_acc"], step + 1
-                result.best_state = _cpu_copy(module.trainable_state())
-        result.log.extend(rows)
+            self.validate(row, done, val_data)
+        self.result.log.extend(rows)
         bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{row['lr']:.2e}", img_s=f"{row['images_per_s']:.0f}")
         if saves:
-            if fabric.is_global_zero:
-                payload = _checkpoint_payload(step + 1, module, optimizer, scheduler, result)
-                save_checkpoint(checkpoint, payload, identity)
-            last_good = (checkpoint, step + 1)
-            fabric.barrier()  # ranks wait only while rank 0 writes a checkpoint
+            self.save(done)
         if stop:
-            bar.close()
-            where = (
-                f"checkpoint {checkpoint} written" if checkpoint else "no checkpoint path: progress is lost"
-            )
-            message = (
-                f"preempted by signal {preemption.signal} after step {step + 1} of {config.steps}; {where}; "
-                "run again with finetune.resume=auto to continue"
-            )
-            log.warning(message)
-            raise Preempted(message)
-    return result
+            self.preempted(done, bar)
+
+    def flush(self) -> list[dict[str, float]]:
+        """The block's log rows: the one host sync of the block; raises on NaN/inf before any save."""
+        last_good = _last_good_text(self.last_good)
+        rows = flush_rows(self.fabric, self.pending, last_good, self.block_started, self.config.batch_size)
+        self.pending.clear()
+        return rows
+
+    def validate(self, row: dict[str, float], done: int, val_data: ImageSet) -> None:
+        """Put val accuracy in the block's last row; keep a CPU copy of the state when it is the best."""
+        row["val_acc"] = validation_accuracy(self.module, val_data, self.config.eval_batch_size)
+        if row["val_acc"] > self.result.best_val_acc:
+            self.result.best_val_acc, self.result.best_step = row["val_acc"], done
+            self.result.best_state = _cpu_copy(self.module.trainable_state())
+
+    def save(self, done: int) -> None:
+        """Rank 0 writes the checkpoint after step ``done``; the others wait only while it writes."""
+        if self.fabric.is_global_zero:
+            payload = _checkpoint_payload(done, self.module, self.optimizer, self.scheduler, self.result)
+            save_checkpoint(self.checkpoint, payload, self.identity)
+        self.last_good = (self.checkpoint, done)
+        self.fabric.barrier()
+
+    def preempted(self, done: int, bar: tqdm) -> None:
+        """Stop after step ``done`` with ``Preempted``, saying where the run can resume from."""
+        bar.close()
+        checkpoint, signal = self.checkpoint, self.preemption.signal
+        where = f"checkpoint {checkpoint} written" if checkpoint else "no checkpoint path: progress is lost"
+        message = (
+            f"preempted by signal {signal} after step {done} of {self.config.steps}; {where}; "
+            "run again with finetune.resume=auto to continue"
+        )
+        log.warning(message)
+        raise Preempted(message)
 
 
 def _last_good_text(last_good: tuple[Path, int] | None) -> str:

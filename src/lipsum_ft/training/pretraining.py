@@ -17,6 +17,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -92,6 +93,48 @@ def soft_clip_loss(
     return 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets))
 
 
+class _Batch(NamedTuple):
+    """One step's inputs, drawn together so the generator's draws keep their order."""
+
+    images: torch.Tensor  # augmented and normalised
+    texts: torch.Tensor  # one caption's tokens per image
+    labels: torch.Tensor
+    domains: torch.Tensor
+
+
+class _BalancedCaptions:
+    """Class-balanced batches: each class gives as many images (from any domain), each with a random
+    caption of its (domain, class) cell; every draw comes from the run's generator, in a fixed order."""
+
+    def __init__(self, images, labels, domain_ids, tokens, caption_index, mean, std, config: PretrainConfig):
+        """Index each class's images once; ``draw`` then only samples."""
+        self.images, self.labels, self.domain_ids, self.tokens = images, labels, domain_ids, tokens
+        self.caption_index, self.mean, self.std, self.config = caption_index, mean, std, config
+        num_classes = int(caption_index.shape[1])
+        self.by_class = [torch.nonzero(labels == k).flatten() for k in range(num_classes)]
+        self.per_class = math.ceil(config.batch_size / num_classes)
+
+    def draw(self, generator: torch.Generator) -> _Batch:
+        """One batch: images per class, shuffled and cut to size, a caption each, then crop and flip."""
+        config, labels, domain_ids = self.config, self.labels, self.domain_ids
+        picks = torch.cat(
+            [
+                members[torch.randint(len(members), (self.per_class,), generator=generator)]
+                for members in self.by_class
+            ]
+        )
+        picks = picks[torch.randperm(len(picks), generator=generator)[: config.batch_size]]
+        cells = self.caption_index[domain_ids[picks], labels[picks]]
+        choice = torch.randint(cells.shape[1], (len(picks),), generator=generator)
+        texts = self.tokens[cells[torch.arange(len(picks)), choice]]
+        # drop all-padding columns: causal tower, same features
+        texts = texts[:, : int((texts != 0).sum(dim=1).max())]
+        batch = random_resized_crop_flip(
+            normalize(self.images[picks], self.mean, self.std), generator, config.crop_scale, flip=config.flip
+        )
+        return _Batch(batch, texts, labels[picks], domain_ids[picks])
+
+
 def pretrain_clip(
     model: nn.Module,
     images: torch.Tensor,
@@ -111,56 +154,53 @@ def pretrain_clip(
     """
     generator = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
-    num_classes = int(caption_index.shape[1])
-    by_class = [torch.nonzero(labels == k).flatten() for k in range(num_classes)]
-    per_class = math.ceil(config.batch_size / num_classes)
+    batches = _BalancedCaptions(images, labels, domain_ids, tokens, caption_index, mean, std, config)
     optimizer = adamw(decay_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.98), eps=1e-6)
     scheduler = warmup_cosine(optimizer, config.steps, int(config.warmup_fraction * config.steps))
-    max_log_scale = math.log(config.max_logit_scale)
     model.train()
     log: list[dict[str, float]] = []
     bar = tqdm(range(config.steps), desc="pretrain CLIP", unit="step", disable=not progress)
     for step in bar:
         started = time.perf_counter()
-        picks = torch.cat(
-            [members[torch.randint(len(members), (per_class,), generator=generator)] for members in by_class]
-        )
-        picks = picks[torch.randperm(len(picks), generator=generator)[: config.batch_size]]
-        cells = caption_index[domain_ids[picks], labels[picks]]
-        choice = torch.randint(cells.shape[1], (len(picks),), generator=generator)
-        texts = tokens[cells[torch.arange(len(picks)), choice]]
-        texts = texts[
-            :, : int((texts != 0).sum(dim=1).max())
-        ]  # drop all-padding columns: causal tower, same features
-        batch = random_resized_crop_flip(
-            normalize(images[picks], mean, std), generator, config.crop_scale, flip=config.flip
-        )
-        image_features = F.normalize(model.encode_image(batch), dim=-1)
-        text_features = F.normalize(encode_tokens(model, texts), dim=-1)
-        loss = soft_clip_loss(
-            image_features,
-            text_features,
-            labels[picks],
-            model.logit_scale.exp(),
-            domains=domain_ids[picks],
-            cross_domain_weight=config.cross_domain_weight,
-        )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        lr = optimizer.param_groups[0]["lr"]  # the lr this step uses (the scheduler then moves on)
-        optimizer.step()
-        scheduler.step()
-        with torch.no_grad():
-            model.logit_scale.clamp_(0, max_log_scale)
-        rate = len(picks) / (time.perf_counter() - started)
-        row = {
-            "step": step + 1,
-            "loss": loss.item(),
-            "lr": lr,
-            "logit_scale": model.logit_scale.exp().item(),
-            "images_per_s": rate,
-        }
+        batch = batches.draw(generator)
+        loss, lr = _pretrain_step(model, optimizer, scheduler, batch, config)
+        row = _log_row(model, step, loss, lr, len(batch.labels) / (time.perf_counter() - started))
         log.append(row)
-        bar.set_postfix(loss=f"{row['loss']:.3f}", scale=f"{row['logit_scale']:.1f}", img_s=f"{rate:.0f}")
+        bar.set_postfix(
+            loss=f"{row['loss']:.3f}", scale=f"{row['logit_scale']:.1f}", img_s=f"{row['images_per_s']:.0f}"
+        )
     model.eval()
     return log
+
+
+def _pretrain_step(model: nn.Module, optimizer, scheduler, batch: _Batch, config: PretrainConfig):
+    """Loss, backward, optimizer and scheduler step, then the logit-scale clamp; returns (loss, lr used)."""
+    image_features = F.normalize(model.encode_image(batch.images), dim=-1)
+    text_features = F.normalize(encode_tokens(model, batch.texts), dim=-1)
+    loss = soft_clip_loss(
+        image_features,
+        text_features,
+        batch.labels,
+        model.logit_scale.exp(),
+        domains=batch.domains,
+        cross_domain_weight=config.cross_domain_weight,
+    )
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    lr = optimizer.param_groups[0]["lr"]  # the lr this step uses (the scheduler then moves on)
+    optimizer.step()
+    scheduler.step()
+    with torch.no_grad():
+        model.logit_scale.clamp_(0, math.log(config.max_logit_scale))
+    return loss, lr
+
+
+def _log_row(model: nn.Module, step: int, loss: torch.Tensor, lr: float, rate: float) -> dict[str, float]:
+    """The step's log row, read from the device every step (the returned log has one row per step)."""
+    return {
+        "step": step + 1,
+        "loss": loss.item(),
+        "lr": lr,
+        "logit_scale": model.logit_scale.exp().item(),
+        "images_per_s": rate,
+    }
