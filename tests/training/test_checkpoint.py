@@ -20,7 +20,7 @@ from lipsum_ft.training.checkpoint import (
 )
 from lipsum_ft.training.loop import NonFiniteLossError, fit
 from lipsum_ft.training.preemption import PREEMPTED_EXIT_CODE, Preempted
-from tests.training.test_training import assert_states_equal, config, make
+from tests.training.loop_helpers import assert_states_equal, config, make
 
 
 class _CreatesFile:

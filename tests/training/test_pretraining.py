@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from lipsum_ft.clip.backbone import new_model
-from lipsum_ft.params import ParameterError, parse
+from lipsum_ft.params.pretrain import PretrainParams
+from lipsum_ft.params.shared import ParameterError, parse
 from lipsum_ft.training.pretraining import PretrainConfig, caption_bank, pretrain_clip, soft_clip_loss
 
 LABELS = torch.tensor([0, 0, 0, 1, 0, 1])
@@ -100,4 +101,4 @@ def test_pretraining_passes_domains_and_weight_to_the_loss():
 def test_cross_domain_weight_outside_zero_one_is_refused_by_name():
     params = {"source": "open_clip", "model": "ViT-B-16", "cross_domain_weight": 1.5}
     with pytest.raises(ParameterError, match=r"pretrain\.cross_domain_weight.*1\.5"):
-        parse("pretrain", params)
+        parse(PretrainParams, params)

@@ -4,63 +4,11 @@ two ranks equal one.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 import torch
-import torch.nn.functional as F
 
-from lipsum_ft.clip.backbone import new_model
-from lipsum_ft.data.images import InMemoryImages
-from lipsum_ft.training.loop import NonFiniteLossError, TrainConfig, fit
-from tests.training.objective_helpers import build_objective
-
-CLASSNAMES = ["a", "b", "c", "d"]
-
-
-@pytest.fixture(scope="module")
-def setup():
-    model, spec = new_model("TinyCLIP-ViT-P8-32", seed=0)
-    head = F.normalize(torch.randn(128, 4, generator=torch.Generator().manual_seed(1)), dim=0)
-    g = torch.Generator().manual_seed(2)
-    mean, std = spec.preprocess_cfg["mean"], spec.preprocess_cfg["std"]
-    train = InMemoryImages(
-        torch.randint(0, 256, (24, 3, 32, 32), generator=g, dtype=torch.uint8),
-        torch.arange(24) % 4,
-        mean,
-        std,
-    )
-    val = InMemoryImages(
-        torch.randint(0, 256, (8, 3, 32, 32), generator=g, dtype=torch.uint8), torch.arange(8) % 4, mean, std
-    )
-    return model.eval(), spec, head, train, val
-
-
-def make(setup, method="lipsum", **settings):
-    """Lipsum-FT at weight 1 with 16 random-token texts, unless ``settings`` say otherwise."""
-    model, spec, head, _, _ = setup
-    settings = {"coefficient": 1.0, "num_texts": 16, **settings}
-    return build_objective(method, model, head, 14.0, spec=spec, classnames=CLASSNAMES, **settings)
-
-
-def config(**overrides) -> TrainConfig:
-    base = TrainConfig(
-        steps=6,
-        batch_size=8,
-        lr=1e-3,
-        weight_decay=0.1,
-        warmup_fraction=0.2,
-        eval_every=3,
-        progress=False,
-        flip=True,
-    )
-    return replace(base, **overrides)
-
-
-def assert_states_equal(a, b, **tolerance):
-    assert a.keys() == b.keys()
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], **tolerance)
+from lipsum_ft.training.loop import NonFiniteLossError, fit
+from tests.training.loop_helpers import assert_states_equal, config, make
 
 
 def test_training_changes_weights_and_keeps_the_best_on_val(setup):
