@@ -21,14 +21,14 @@ import time
 import torch
 import torch.nn.functional as F
 
-from lipsum_ft.clip.backbone import new_model
+from lipsum_ft.clip.backbone import ClipBundle, new_model
 from lipsum_ft.clip.zeroshot import ClipClassifier
 from lipsum_ft.data.images import InMemoryImages, normalize
 from lipsum_ft.params.finetune import FinetuneParams
-from lipsum_ft.training.finetuning import make_objective
 from lipsum_ft.training.guidance import STRATEGIES
 from lipsum_ft.training.loop import TrainConfig, fit
-from lipsum_ft.training.objectives import METHODS, Objective, ObjectiveContext
+from lipsum_ft.training.objectives import METHODS, Objective
+from lipsum_ft.training.runs import run_objective
 from lipsum_ft.training.schedule import adamw, decay_groups
 
 TEMPLATES = ["a photo of the digit {}.", "a sketch of the digit {}."]
@@ -57,17 +57,10 @@ def benchmark_objective(method: str, model, spec, head, classnames, steps: int, 
         lpft={"lp_fraction": 0.0},
         lipsum={"coefficient": 1.0, "templates": TEMPLATES, **lipsum},
     )
-    context = ObjectiveContext(
-        clip=model,
-        head=head,
-        logit_scale=14.0,
-        model_name=spec.name,
-        context_length=spec.context_length,
-        classnames=classnames,
-        steps=params.steps,
-        seed=params.seed,
+    zero_shot = ClipBundle(model=model, spec=spec)
+    return run_objective(
+        method, params, zero_shot, {"weight": head, "logit_scale": torch.tensor(14.0)}, classnames
     )
-    return make_objective(method, params.settings_for(method), context)
 
 
 def bare_loop_ms(
