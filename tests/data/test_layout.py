@@ -89,15 +89,23 @@ def test_symlink_pointing_out_of_the_root_is_refused(digit_tree, tmp_path):
         read_manifest(digit_tree)
 
 
-def test_manifest_paths_are_normalised(digit_tree):
-    first = digit_tree.split_path("photo", "train").read_text().splitlines()[0].split()[0]
+def test_manifest_paths_are_normalised_so_a_respelt_line_is_a_repeat(digit_tree, caplog):
+    first_line = digit_tree.split_path("photo", "train").read_text().splitlines()[0]
+    first, label = first_line.split()
     domain, folder, name = first.split("/")
-    _append_line(digit_tree, f"{domain}/zero/../{folder}/./{name} 3")
-    manifest = read_manifest(digit_tree)
+    before = read_manifest(digit_tree)
+    number = _append_line(digit_tree, f"{domain}/zero/../{folder}/./{name} {label}")
+    with caplog.at_level("WARNING", logger="lipsum_ft.data.layout"):
+        manifest = read_manifest(digit_tree)
+    assert len(manifest) == len(before)  # the same file, the same label: listed once
+    assert f"line {number} (= line 1)" in caplog.text
     photo_train = manifest[(manifest["split"] == "train") & (manifest["domain"] == "photo")]
-    paths = photo_train["path"].tolist()
-    assert paths[-1] == str(digit_tree.root / first) == paths[0]
-    assert photo_train["class_name"].iloc[-1] == folder
+    assert photo_train["path"].iloc[0] == str(digit_tree.root / first)
+    other = (int(label) + 1) % 10
+    _append_line(digit_tree, f"{domain}/./{folder}/{name} {other}")  # the same file, another label
+    conflict = rf"photo_train\.txt:{number + 1}: .* is labelled {other}, but line 1 gave the same file label"
+    with pytest.raises(DataInputError, match=rf"{conflict} {label}$"):
+        read_manifest(digit_tree)
 
 
 def test_real_paths_equal_os_realpath_with_linked_files_folders_and_missing_files(tmp_path):

@@ -3,12 +3,22 @@
 The layout is DomainNet's: images under ``<root>/<domain>/<class>/<file>`` and one split file per
 (domain, split) whose lines read ``<domain>/<class>/<file> <label>``. The embedded DigitDomains
 dataset is written in the same layout, so one reader serves both.
+
+Split files are read strictly (README "Data"): UTF-8, with an optional byte-order mark at the start;
+lines end in LF or CRLF; path and label are separated by spaces or tabs, and spaces and tabs around
+them are ignored; the label is ASCII digits (``3``, not ``3.0``, ``+3`` or ``٣``); a line that repeats
+an earlier one (same file after normalisation, same label) is dropped with a warning, one that gives
+the same file another label is refused. Anything else (bytes that are not UTF-8, control characters,
+a lone CR) stops the read with ``DataInputError`` naming the file and the line.
 """
 
 from __future__ import annotations
 
+import codecs
+import logging
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -18,6 +28,10 @@ import pandas as pd
 from lipsum_ft.data.errors import DataInputError
 
 MANIFEST_COLUMNS = ("path", "label", "class_name", "domain", "split", "source")
+log = logging.getLogger(__name__)
+# What a split file may not hold: C0/C1 control characters other than tab and the line end, DEL,
+# Unicode line and paragraph separators, a byte-order mark after the start, and a CR not before LF.
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ufeff]|\r(?!\n)")
 
 
 @dataclass(frozen=True)
@@ -69,16 +83,56 @@ def read_classnames(layout: FolderLayout) -> list[str]:
 
 
 def parse_split_line(line: str, where: str) -> tuple[str, int]:
-    """One split-file line -> (relative path, label); ``where`` ('file:line') goes into the error."""
-    parts = line.rsplit(maxsplit=1)
-    if len(parts) != 2:
+    """One split-file line -> (relative path, label); ``where`` ('file:line') goes into the error.
+
+    The label is the last field after a run of spaces or tabs, and must be ASCII digits; spaces and
+    tabs around the line and between the fields are ignored (a path may hold single spaces inside).
+    """
+    stripped = line.strip(" \t")
+    cut = max(stripped.rfind(" "), stripped.rfind("\t"))
+    relative, label_text = stripped[:cut].rstrip(" \t"), stripped[cut + 1 :]
+    if cut < 0 or not relative:
         raise DataInputError(f"{where}: expected '<relative/path> <label>', got {line!r}")
-    relative, label_text = parts
+    if not (label_text.isascii() and label_text.isdigit()):
+        raise DataInputError(
+            f"{where}: label {label_text!r} is not an integer (a label is written in ASCII digits, like 3)"
+        )
+    return relative, int(label_text)
+
+
+def split_file_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of a split file, line ends removed, a leading byte-order mark dropped.
+
+    Bytes that are not UTF-8 and characters no split file holds (``_FORBIDDEN``) raise
+    ``DataInputError`` naming the file and line when the reader gets there, so the first bad line
+    of any kind is the one reported.
+    """
+    raw = path.read_bytes()
+    raw = raw[len(codecs.BOM_UTF8) :] if raw.startswith(codecs.BOM_UTF8) else raw
+    bad: tuple[int, str] | None = None
     try:
-        label = int(label_text)
-    except ValueError:
-        raise DataInputError(f"{where}: label {label_text!r} is not an integer") from None
-    return relative, label
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line_start = raw.rfind(b"\n", 0, error.start) + 1
+        text = raw[:line_start].decode("utf-8")  # the lines before the bad one
+        bad = (
+            raw.count(b"\n", 0, error.start) + 1,
+            f"not UTF-8 text (byte 0x{raw[error.start]:02x} at byte {error.start - line_start + 1} of "
+            "the line); split files are UTF-8",
+        )
+    forbidden = _FORBIDDEN.search(text)
+    if forbidden:  # before the undecodable line, if any (text stops there)
+        bad = (
+            text.count("\n", 0, forbidden.start()) + 1,
+            f"character {forbidden.group()!r} has no place in a split file "
+            "(lines are '<relative/path> <label>', ended by LF or CRLF)",
+        )
+    for number, line in enumerate(text.replace("\r\n", "\n").split("\n"), start=1):
+        if bad is not None and number == bad[0]:
+            break
+        yield number, line
+    if bad is not None:
+        raise DataInputError(f"{path}:{bad[0]}: {bad[1]}")
 
 
 class RealPaths:
@@ -129,11 +183,11 @@ def read_split_file(layout: FolderLayout, domain: str, split: str) -> pd.DataFra
     path = layout.split_path(domain, split)
     if not path.is_file():
         raise DataInputError(f"split file {path} is missing (domain {domain!r}, split {split!r})")
-    rows, root = [], str(layout.root)
+    rows, root, seen, repeats = [], str(layout.root), {}, []
     real_root, realpath = os.path.realpath(root), RealPaths()
     # String operations, not pathlib: a Path per line made 600k DomainNet lines cost over a minute.
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
+    for number, line in split_file_lines(path):
+        if not line.strip(" \t"):
             continue
         where = f"{path}:{number}"
         relative, label = parse_split_line(line, where)
@@ -141,7 +195,24 @@ def read_split_file(layout: FolderLayout, domain: str, split: str) -> pd.DataFra
         parts = os.path.relpath(image, root).split(os.sep)
         if len(parts) < 2:
             raise DataInputError(f"{where}: path {relative!r} has no class folder")
+        if image in seen:
+            first, first_label = seen[image]
+            if first_label != label:
+                raise DataInputError(
+                    f"{where}: {relative!r} is labelled {label}, but line {first} gave the same file "
+                    f"label {first_label}"
+                )
+            repeats.append(f"{number} (= line {first})")
+            continue
+        seen[image] = (number, label)
         rows.append((image, label, parts[-2], domain, split, where))
+    if repeats:
+        log.warning(
+            "%s: %d repeated line(s) dropped, each file is listed once: line %s",
+            path,
+            len(repeats),
+            ", ".join(repeats[:10]) + (" ..." if len(repeats) > 10 else ""),
+        )
     return pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
 
 

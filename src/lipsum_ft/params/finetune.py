@@ -111,6 +111,8 @@ class FinetuneParams(GroupParams):
     devices: PositiveInt = 1
     # > 1: every rank started by torchrun / srun (README "Scaling out")
     num_nodes: PositiveInt = 1
+    # seconds a collective waits for the other ranks (a dead or hung rank) before this rank fails
+    process_group_timeout_s: float = Field(1800.0, gt=0, allow_inf_nan=False)
     augment: AugmentParams = AugmentParams()
     loader: LoaderParams = LoaderParams()
     eval_every: PositiveInt = 50

@@ -4,6 +4,10 @@ Everything a step draws (which images, how they are cropped, which random texts)
 (seed, step), so a resumed run repeats the uninterrupted one, and every rank agrees on the global
 batch; each rank then takes its own slice of it. Images come from ``lipsum_ft.data.images``
 (decoded in memory, or streamed through DataLoader workers).
+
+Faults: a resume goes through ``checkpoint.resume_checkpoint`` (the last good of the two kept
+checkpoints, never a bad one); with several ranks, a collective that fails or outlasts
+``process_group_timeout_s`` (a rank died or hangs) stops this rank with ``RankLostError`` naming it.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import math
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +29,7 @@ from tqdm.auto import tqdm
 
 from lipsum_ft.data.images import Augment, InMemoryImages, StreamedImages
 from lipsum_ft.evaluation.metrics import accuracy
-from lipsum_ft.training.checkpoint import load_checkpoint, save_checkpoint
+from lipsum_ft.training.checkpoint import previous_path, resume_checkpoint, save_checkpoint
 from lipsum_ft.training.cluster import launched_world_size
 from lipsum_ft.training.objectives import Objective
 from lipsum_ft.training.preemption import Preempted, PreemptionFlag, preemption_signals
@@ -36,6 +41,10 @@ log = logging.getLogger(__name__)
 
 class NonFiniteLossError(FloatingPointError):
     """Training hit a NaN/inf loss; the message names the step and every loss term."""
+
+
+class RankLostError(RuntimeError):
+    """A collective with the other ranks failed or timed out; the message names this rank and step."""
 
 
 @dataclass  # not frozen: Fabric's spawn launcher copies its arguments and refuses frozen dataclasses
@@ -64,12 +73,23 @@ class TrainConfig:
     # True: a checkpoint must exist; "auto": resume when one exists; False: start afresh
     resume: bool | str = False
     progress: bool = True
+    # how long a collective (all-reduce, barrier) waits for the other ranks before this rank gives up
+    process_group_timeout_s: float = 1800.0
     identity: dict[str, Any] = field(default_factory=dict)  # settings beyond this config that shape the run
 
 
 # What ``run_identity`` leaves out: how and where the run executes, not what it computes.
 NOT_IDENTITY = frozenset(
-    {"accelerator", "devices", "eval_batch_size", "checkpoint_every", "checkpoint_path", "resume", "progress"}
+    {
+        "accelerator",
+        "devices",
+        "eval_batch_size",
+        "checkpoint_every",
+        "checkpoint_path",
+        "resume",
+        "progress",
+        "process_group_timeout_s",
+    }
 )
 
 
@@ -174,9 +194,33 @@ def train_on_rank(
     """The loop one process runs; rank 0 evaluates, logs and checkpoints. Returns the best-on-val state.
 
     On SIGTERM/SIGUSR1 it finishes the current step, writes the checkpoint and raises ``Preempted``.
+    With several ranks, a collective that fails or times out raises ``RankLostError``.
     """
     with preemption_signals() as preemption:
-        return _RankTrainer(fabric, config, preemption).fit(objective, train_data, val_data)
+        trainer = _RankTrainer(fabric, config, preemption)
+        try:
+            return trainer.fit(objective, train_data, val_data)
+        except RuntimeError as error:
+            if fabric.world_size > 1 and lost_contact(error):
+                raise RankLostError(trainer.lost_contact_message(error)) from error
+            raise
+
+
+# What gloo and NCCL say when a peer died (its socket closed) or a collective outlasted the timeout.
+_LOST_CONTACT = (
+    "Connection closed by peer",
+    "Connection reset by peer",
+    "Broken pipe",
+    "Timed out waiting",
+    "Socket Timeout",
+    "Watchdog caught collective operation timeout",
+    "NCCL communicator was aborted",
+)
+
+
+def lost_contact(error: BaseException) -> bool:
+    """Whether ``error`` is a collective that failed because another rank died or stopped answering."""
+    return isinstance(error, torch.distributed.DistError) or any(text in str(error) for text in _LOST_CONTACT)
 
 
 class _RankTrainer:
@@ -194,6 +238,7 @@ class _RankTrainer:
         self.checkpoint = Path(config.checkpoint_path) if config.checkpoint_path else None
         self.identity = run_identity(config)
         self.last_good: tuple[Path, int] | None = None  # a checkpoint of this very run, known finite
+        self.at_step = 0  # the step in flight (what a lost rank's error names)
         self.pending: list[PendingRow] = []
         self.block_started = 0.0
 
@@ -219,18 +264,26 @@ class _RankTrainer:
         self.result = TrainResult(best_state=best, best_step=0, best_val_acc=-math.inf)
 
     def load(self) -> int:
-        """Restore the checkpoint when resuming (refusing a missing one under resume=True); the first step."""
+        """Restore the last good checkpoint when resuming (``resume_checkpoint``: the previous one when
+        the last is bad; an error, never a fresh start, when files exist but none is good; a missing
+        one refused under resume=True); the first step.
+        """
         checkpoint, resume = self.checkpoint, self.config.resume
-        if resume is True and (checkpoint is None or not checkpoint.is_file()):
+        found = resume_checkpoint(checkpoint, self.identity) if resume and checkpoint is not None else None
+        if resume is True and found is None:
             raise FileNotFoundError(
-                f"finetune.resume is true but there is no checkpoint {checkpoint} to resume from "
+                f"finetune.resume is true but there is no checkpoint {checkpoint} (nor "
+                f"{previous_path(checkpoint) if checkpoint else None}) to resume from "
                 "(resume: auto starts afresh when there is none)"
             )
-        if not (resume and checkpoint is not None and checkpoint.is_file()):
+        if found is None:
             return 0
-        saved = load_checkpoint(checkpoint, self.identity)
-        log.info("resuming from %s at step %d", checkpoint, saved["step"])
-        self.last_good = (checkpoint, saved["step"])
+        saved, used = found
+        # a warning, so that Kedro's console (warnings and up from the library) shows what was resumed
+        log.warning(
+            "resuming %s from %s at step %d of %d", self.module.name, used, saved["step"], self.config.steps
+        )
+        self.last_good = (used, saved["step"])
         self.module.load_trainable_state(saved["trainable"])
         self.optimizer.load_state_dict(saved["optimizer"])
         self.scheduler.load_state_dict(saved["scheduler"])
@@ -256,6 +309,7 @@ class _RankTrainer:
             start, config.batch_size, augment, fabric.global_rank, fabric.world_size, fabric.device
         )
         for step in bar:
+            self.at_step = step + 1
             if not self.pending:
                 self.block_started = time.perf_counter()
             self.training_step(next(batches), step)
@@ -315,12 +369,28 @@ class _RankTrainer:
             self.result.best_state = _cpu_copy(self.module.trainable_state())
 
     def save(self, done: int) -> None:
-        """Rank 0 writes the checkpoint after step ``done``; the others wait only while it writes."""
+        """Rank 0 writes the checkpoint after step ``done``; the others wait only while it writes.
+
+        The file it replaces is kept as the previous checkpoint only when it is this run's last good
+        one; a checkpoint that was refused at resume is overwritten, and the good one before it stays.
+        """
         if self.fabric.is_global_zero:
             payload = _checkpoint_payload(done, self.module, self.optimizer, self.scheduler, self.result)
-            save_checkpoint(self.checkpoint, payload, self.identity)
+            keep = self.last_good is not None and self.last_good[0] == self.checkpoint
+            save_checkpoint(self.checkpoint, payload, self.identity, keep_previous=keep)
         self.last_good = (self.checkpoint, done)
         self.fabric.barrier()
+
+    def lost_contact_message(self, error: BaseException) -> str:
+        """What a rank says when a collective failed: who it is, where, the timeout, how to go on."""
+        fabric, first = self.fabric, (str(error).strip().splitlines() or [type(error).__name__])[0]
+        return (
+            f"rank {fabric.global_rank} of {fabric.world_size} stopped at step {self.at_step} of "
+            f"{self.config.steps}: a collective with the other ranks failed or timed out ({first[:300]}). "
+            "Another rank died or stopped responding (the launcher's log names it); collectives wait "
+            f"at most finetune.process_group_timeout_s={self.config.process_group_timeout_s:g} s. "
+            f"Start the job again with finetune.resume=auto to continue ({_last_good_text(self.last_good)})."
+        )
 
     def preempted(self, done: int, bar: tqdm) -> None:
         """Stop after step ``done`` with ``Preempted``, saying where the run can resume from."""
@@ -340,6 +410,11 @@ def _last_good_text(last_good: tuple[Path, int] | None) -> str:
     if last_good is None:
         return "no checkpoint of this run was written"
     return f"last good checkpoint: {last_good[0]} (step {last_good[1]})"
+
+
+def _timeout(config: TrainConfig) -> timedelta:
+    """The process group's timeout: a collective waits this long for the other ranks, then fails."""
+    return timedelta(seconds=config.process_group_timeout_s)
 
 
 def _train_and_save(
@@ -365,7 +440,7 @@ def fit(objective: Objective, train_data: ImageSet, val_data: ImageSet, config: 
             accelerator=config.accelerator,
             devices=config.devices,
             num_nodes=config.num_nodes,
-            strategy=DDPStrategy(find_unused_parameters=True),
+            strategy=DDPStrategy(find_unused_parameters=True, timeout=_timeout(config)),
             precision=config.precision,
         )
         fabric.launch()
@@ -377,7 +452,7 @@ def fit(objective: Objective, train_data: ImageSet, val_data: ImageSet, config: 
             "or srun); this process was started alone"
         )
     if config.devices > 1:
-        strategy = DDPStrategy(start_method="spawn", find_unused_parameters=True)
+        strategy = DDPStrategy(start_method="spawn", find_unused_parameters=True, timeout=_timeout(config))
         fabric = Fabric(
             accelerator=config.accelerator,
             devices=config.devices,
