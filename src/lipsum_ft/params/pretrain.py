@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, PositiveInt, model_validator
 
@@ -35,6 +35,10 @@ class PretrainParams(GroupParams):
     flip: bool = False
     max_logit_scale: float = Field(100.0, gt=0)
     cross_domain_weight: float = Field(1.0, ge=0, le=1)
+    # benchmark design (embedded only): web captions that name another class, and how much of each
+    # domain pretraining sees; 0 and {} give the clean, complete pretraining set
+    caption_noise: float = Field(0.0, ge=0, le=1)
+    domain_shares: dict[str, Annotated[float, Field(ge=0, le=1)]] = {}
     captions: CaptionParams | None = None
     progress: bool = True
 
@@ -42,4 +46,9 @@ class PretrainParams(GroupParams):
     def _source_needs(self) -> PretrainParams:
         if self.source == "embedded" and self.captions is None:
             raise ValueError("pretrain.source is 'embedded' but pretrain.captions is missing")
+        if self.source == "open_clip" and (self.caption_noise or self.domain_shares):
+            raise ValueError(
+                "pretrain.caption_noise and pretrain.domain_shares shape the embedded pretraining; "
+                "with pretrain.source 'open_clip' leave them at 0.0 and {}"
+            )
         return self

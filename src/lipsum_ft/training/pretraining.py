@@ -9,6 +9,11 @@ With every caption of the class weighted alike, nothing rewards the text tower f
 word, and "a sketch of ..." ends up with the features of "a photo of ...": CAR-FT's contexts then
 coincide and it reduces to FT. ``cross_domain_weight`` < 1 weights captions of the image's own domain
 above those of the class's other domains.
+
+Two knobs make the pretraining set less like the curated downstream set, as web-scale pretraining
+is (``pretraining_selection``): a fraction of captions name another class (alt-text that describes
+something else), and each domain keeps only a share of its pretraining images (down to none: a domain
+pretraining never shows). At their defaults (noise 0, every share 1) the set is today's, bit for bit.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -27,6 +33,9 @@ from tqdm.auto import tqdm
 from lipsum_ft.clip.text import encode_tokens
 from lipsum_ft.data.images import normalize, random_resized_crop_flip
 from lipsum_ft.training.schedule import adamw, decay_groups, warmup_cosine
+
+CAPTION_NOISE_STREAM = 1  # SeedSequence entropy suffix of the caption-noise draws
+DOMAIN_SHARE_STREAM = 2  # ... and of the per-image keys that choose which images a domain share keeps
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,79 @@ def caption_bank(
             row.append(cell)
         index.append(row)
     return tokenizer(texts), torch.tensor(index)
+
+
+def caption_labels(labels: np.ndarray, noise: float, num_classes: int, seed: int) -> np.ndarray:
+    """The class each pretraining image's caption names: its own, or with probability ``noise`` one of
+    the other classes, uniformly (web alt-text often names something the image does not show).
+
+    Fixed per image, as an alt-text is, and drawn from (seed, stream) alone. The flip and the wrong class
+    are drawn for every image whatever ``noise`` is, so the images wrong at a lower noise stay wrong (with
+    the same class) at a higher one, and noise 0 returns ``labels`` unchanged.
+    """
+    if not 0.0 <= noise <= 1.0:
+        raise ValueError(f"pretrain.caption_noise={noise!r} must lie in [0, 1]")
+    labels = np.asarray(labels)
+    if noise == 0.0:
+        return labels.copy()
+    if num_classes < 2:
+        raise ValueError(f"pretrain.caption_noise={noise!r} needs at least 2 classes, got {num_classes}")
+    rng = np.random.default_rng(np.random.SeedSequence([seed, CAPTION_NOISE_STREAM]))
+    flip = rng.random(len(labels)) < noise
+    other = (labels + rng.integers(1, num_classes, len(labels))) % num_classes  # never the true class
+    return np.where(flip, other, labels).astype(labels.dtype)
+
+
+def kept_for_pretraining(
+    labels: np.ndarray, domains: Sequence[str], shares: Mapping[str, float], seed: int
+) -> np.ndarray:
+    """Which pretraining images stay (a boolean mask): of each (domain, class) cell, round(share x n)
+    images, the share from ``shares`` (1 for a domain it does not name).
+
+    Each image gets one seeded key and a cell keeps its lowest keys, so a smaller share keeps a subset of
+    a larger one's images and one domain's share never moves another's choice.
+    """
+    labels, domains = np.asarray(labels), np.asarray(domains, dtype=object)
+    unknown = sorted(set(shares) - set(domains.tolist()))
+    if unknown:
+        raise ValueError(
+            f"pretrain.domain_shares names {unknown}, not in the pretrain split; "
+            f"domains: {sorted(set(domains.tolist()))}"
+        )
+    keep = np.ones(len(labels), dtype=bool)
+    if all(share == 1.0 for share in shares.values()):
+        return keep
+    keys = np.random.default_rng(np.random.SeedSequence([seed, DOMAIN_SHARE_STREAM])).random(len(labels))
+    for domain, share in sorted(shares.items()):
+        for label in np.unique(labels[domains == domain]):
+            cell = np.flatnonzero((domains == domain) & (labels == label))
+            kept = int(math.floor(share * len(cell) + 0.5))
+            keep[cell[np.argsort(keys[cell], kind="stable")[kept:]]] = False
+    return keep
+
+
+def pretraining_selection(
+    labels: np.ndarray,
+    domains: Sequence[str],
+    num_classes: int,
+    caption_noise: float,
+    domain_shares: Mapping[str, float],
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(mask of the pretraining images kept, the class each kept image's caption names).
+
+    Captions are drawn over every pretraining image before the shares choose, so an image's caption
+    does not depend on the shares. Refuses a selection that leaves a caption class without images.
+    """
+    captions = caption_labels(labels, caption_noise, num_classes, seed)
+    keep = kept_for_pretraining(labels, domains, domain_shares, seed)
+    missing = sorted(set(range(num_classes)) - set(captions[keep].tolist()))
+    if missing:
+        raise ValueError(
+            f"pretrain.domain_shares={dict(domain_shares)} leaves no pretraining image captioned as "
+            f"class(es) {missing}; raise a share"
+        )
+    return keep, captions[keep]
 
 
 def soft_clip_loss(

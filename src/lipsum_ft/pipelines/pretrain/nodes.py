@@ -6,6 +6,7 @@ import logging
 import time
 from typing import Any
 
+import numpy as np
 import open_clip
 import pandas as pd
 import torch
@@ -14,7 +15,12 @@ from lipsum_ft.clip.backbone import ClipBundle, load_open_clip, new_model
 from lipsum_ft.data.images import decode_images
 from lipsum_ft.params.pretrain import PretrainParams
 from lipsum_ft.params.shared import config_from, parse
-from lipsum_ft.training.pretraining import PretrainConfig, caption_bank, pretrain_clip
+from lipsum_ft.training.pretraining import (
+    PretrainConfig,
+    caption_bank,
+    pretrain_clip,
+    pretraining_selection,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +39,7 @@ def pretrain_model(
         )
     started = time.perf_counter()
     model, spec = new_model(params.model, params.seed)
-    rows = manifest[manifest["split"] == "pretrain"]
-    if rows.empty:
-        raise ValueError(
-            "the manifest has no 'pretrain' split: pretrain.source 'embedded' needs one (data.layout.splits)"
-        )
-    domains = sorted(rows["domain"].unique())
+    rows, captions, domains = _pretraining_rows(manifest, len(classnames), params)
     images = decode_images(
         rows["path"].tolist(),
         spec.image_size,
@@ -57,7 +58,7 @@ def pretrain_model(
     history = pretrain_clip(
         model,
         images,
-        torch.tensor(rows["label"].to_numpy()),
+        torch.tensor(captions),  # the class each caption names: the only label pretraining sees
         torch.tensor([domains.index(d) for d in rows["domain"]]),
         tokens,
         index,
@@ -81,3 +82,34 @@ def pretrain_model(
         history[-1]["logit_scale"],
     )
     return ClipBundle(model=model, spec=spec), pd.DataFrame(history)
+
+
+def _pretraining_rows(
+    manifest: pd.DataFrame, num_classes: int, params: PretrainParams
+) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+    """The ``pretrain`` split's rows that pretraining sees (``pretrain.domain_shares``), the class each
+    one's caption names (``pretrain.caption_noise``), and every domain of the split (the caption bank's
+    rows, so a domain's index does not depend on its share)."""
+    rows = manifest[manifest["split"] == "pretrain"]
+    if rows.empty:
+        raise ValueError(
+            "the manifest has no 'pretrain' split: pretrain.source 'embedded' needs one (data.layout.splits)"
+        )
+    domains = sorted(rows["domain"].unique())
+    keep, captions = pretraining_selection(
+        rows["label"].to_numpy(),
+        rows["domain"].tolist(),
+        num_classes,
+        params.caption_noise,
+        params.domain_shares,
+        params.seed,
+    )
+    if params.caption_noise or params.domain_shares:
+        wrong = float((captions != rows["label"].to_numpy()[keep]).mean())
+        log.info(
+            "pretraining on %d of %d images; %.1f%% of their captions name another class",
+            int(keep.sum()),
+            len(rows),
+            100 * wrong,
+        )
+    return rows[keep], captions, domains
