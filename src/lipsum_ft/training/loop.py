@@ -31,6 +31,7 @@ from lipsum_ft.data.images import Augment, InMemoryImages, StreamedImages
 from lipsum_ft.evaluation.metrics import accuracy
 from lipsum_ft.training.checkpoint import previous_path, resume_checkpoint, save_checkpoint
 from lipsum_ft.training.cluster import launched_world_size
+from lipsum_ft.training.elastic import ElasticDDPStrategy
 from lipsum_ft.training.objectives import Objective
 from lipsum_ft.training.preemption import Preempted, PreemptionFlag, preemption_signals
 from lipsum_ft.training.schedule import adamw, decay_groups, warmup_cosine
@@ -440,7 +441,7 @@ def fit(objective: Objective, train_data: ImageSet, val_data: ImageSet, config: 
             accelerator=config.accelerator,
             devices=config.devices,
             num_nodes=config.num_nodes,
-            strategy=DDPStrategy(find_unused_parameters=True, timeout=_timeout(config)),
+            strategy=ElasticDDPStrategy(find_unused_parameters=True, timeout=_timeout(config)),
             precision=config.precision,
         )
         fabric.launch()
