@@ -9,6 +9,7 @@ export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 export GX_ANALYTICS_ENABLED := false
 export DVC_NO_ANALYTICS := 1
+export DVC_STUDIO_OFFLINE := 1
 export MPLBACKEND := Agg
 
 .PHONY: setup run test lint format viz viz-build repro push pull readme clean-data mutate mutate-results

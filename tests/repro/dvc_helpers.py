@@ -22,7 +22,12 @@ def sh(args: list[str], cwd: Path) -> str:
     """Run with the venv's python first on PATH (as an activated venv would) and no PYTHONPATH: a
     temp or queued experiment must find the project's code in its own copy of the repo."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(DVC_NO_ANALYTICS="1", KEDRO_DISABLE_TELEMETRY="1", GX_ANALYTICS_ENABLED="false")
+    env.update(
+        DVC_NO_ANALYTICS="1",
+        DVC_STUDIO_OFFLINE="1",
+        KEDRO_DISABLE_TELEMETRY="1",
+        GX_ANALYTICS_ENABLED="false",
+    )
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     # Output goes to files, not pipes: `dvc queue start` leaves a worker daemon that inherits them, and a
     # pipe would keep this call waiting until that worker exits. stdout and stderr stay apart so that a

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
@@ -104,6 +104,22 @@ def summary_markdown(
         ratios = ", ".join(f"{m}: {s['mean_ratio']:.2f}" for m, s in tpgm_summary.items())
         lines.append(f"TPGM mean projection ratio (1 = fine-tuned weights kept): {ratios}.")
     return "\n".join(lines) + "\n"
+
+
+def headline_metrics(results, alpha: float, metrics: Sequence[str]) -> dict[str, dict[str, float]]:
+    """The few numbers experiments are compared by (``dvc exp show``): ``metrics`` (columns of
+    ``variant_summary``) of the variants the summary table reports. A WiSE variant is named without
+    its alpha (``wise-lipsum``; the alpha is ``evaluate.report_alpha``), so no key holds a dot that
+    DVC would read as nesting. The full table stays in ``reports/metrics.json`` and ``results.csv``.
+    """
+    summary = variant_summary(results)
+    kept = summary.set_index("variant").loc[reported_variants(summary, alpha)]
+    return {
+        (f"wise-{row.method}" if row.kind == "wise" else variant): {
+            metric: round(float(getattr(row, metric)), 4) for metric in metrics
+        }
+        for variant, row in zip(kept.index, kept.itertuples(), strict=True)
+    }
 
 
 def flat_metrics(results) -> dict[str, float]:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, PositiveInt
 
 from lipsum_ft.params.shared import GroupParams, LoaderParams, Strict
+
+HeadlineMetric = Literal[
+    "ref_acc", "shift_acc", "ref_ece", "shift_ece", "ref_nll", "shift_nll", "energy_gap", "feature_distortion"
+]
 
 
 class EnergyParams(Strict):
@@ -26,6 +32,10 @@ class EvaluateParams(GroupParams):
     class_subsets: dict[str, list[str]] = {}  # domain -> class names its logits are restricted to
     report_alpha: float = Field(0.5, ge=0, le=1)  # the WiSE alpha the summary table reports
     reliability_variants: list[str] = ["zeroshot", "ft", "lipsum"]
+    # the numbers of each reported variant in reports/headline.json, the metric `dvc exp show` reads
+    headline_metrics: list[HeadlineMetric] = Field(
+        ["ref_acc", "shift_acc", "ref_ece", "shift_ece"], min_length=1
+    )
     loader: LoaderParams = LoaderParams()
     device: str = "cpu"
     progress: bool = True

@@ -37,6 +37,9 @@ class PretrainParams(GroupParams):
     cross_domain_weight: float = Field(1.0, ge=0, le=1)
     captions: CaptionParams | None = None
     progress: bool = True
+    # DVCLive folder of the live curves (one point every log_every steps); null: none
+    dvclive_dir: str | None = None
+    log_every: PositiveInt = 10
 
     @model_validator(mode="after")
     def _source_needs(self) -> PretrainParams:

@@ -26,6 +26,7 @@ from lipsum_ft.data.images import Augment, InMemoryImages, StreamedImages
 from lipsum_ft.evaluation.metrics import accuracy
 from lipsum_ft.training.checkpoint import load_checkpoint, save_checkpoint
 from lipsum_ft.training.cluster import launched_world_size
+from lipsum_ft.training.live import LiveSettings, NoCurves, curves_for
 from lipsum_ft.training.objectives import Objective
 from lipsum_ft.training.preemption import Preempted, PreemptionFlag, preemption_signals
 from lipsum_ft.training.schedule import adamw, decay_groups, warmup_cosine
@@ -64,12 +65,22 @@ class TrainConfig:
     # True: a checkpoint must exist; "auto": resume when one exists; False: start afresh
     resume: bool | str = False
     progress: bool = True
+    live: LiveSettings | None = None  # DVCLive curves (global rank 0); None: none
     identity: dict[str, Any] = field(default_factory=dict)  # settings beyond this config that shape the run
 
 
 # What ``run_identity`` leaves out: how and where the run executes, not what it computes.
 NOT_IDENTITY = frozenset(
-    {"accelerator", "devices", "eval_batch_size", "checkpoint_every", "checkpoint_path", "resume", "progress"}
+    {
+        "accelerator",
+        "devices",
+        "eval_batch_size",
+        "checkpoint_every",
+        "checkpoint_path",
+        "resume",
+        "progress",
+        "live",
+    }
 )
 
 
@@ -196,12 +207,27 @@ class _RankTrainer:
         self.last_good: tuple[Path, int] | None = None  # a checkpoint of this very run, known finite
         self.pending: list[PendingRow] = []
         self.block_started = 0.0
+        self.curves = NoCurves()
 
     def fit(self, objective: Objective, train_data: ImageSet, val_data: ImageSet) -> TrainResult:
-        """Set up, resume where asked, and train to ``config.steps``; returns the best-on-val state."""
+        """Set up, resume where asked, and train to ``config.steps``; returns the best-on-val state.
+
+        The live curves open once the checkpoint is read (a resumed run first replays the rows it
+        restored) and close with the best step and its validation accuracy.
+        """
+        config = self.config
         self.setup(objective)
         start = self.load()
+        self.curves = curves_for(config.live, config.log_every, config.steps, self.fabric.is_global_zero)
+        self.curves.add(self.result.log)
         self.train_loop(train_data, val_data, start)
+        self.curves.finish(
+            {
+                "best_step": self.result.best_step,
+                "best_val_acc": self.result.best_val_acc,
+                "loss": self.result.log[-1]["loss"],
+            }
+        )
         return self.result
 
     def setup(self, objective: Objective) -> None:
@@ -294,6 +320,7 @@ class _RankTrainer:
         if evaluates:
             self.validate(row, done, val_data)
         self.result.log.extend(rows)
+        self.curves.add(rows)
         bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{row['lr']:.2e}", img_s=f"{row['images_per_s']:.0f}")
         if saves:
             self.save(done)
