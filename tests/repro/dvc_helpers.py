@@ -45,18 +45,27 @@ def stages_run(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 
 
+def merge_params(path: Path, values: dict) -> None:
+    """Merge ``values`` into a parameters file as `dvc exp run -S` writes one (DVC's own writer), so
+    the file keeps the committed style and comments and a later -S changes one line."""
+    from dvc.utils.collections import merge_dicts
+    from dvc.utils.serialize import modify_yaml
+
+    with modify_yaml(path) as data:
+        merge_dicts(data, values)
+
+
 def small_base(conf: Path) -> None:
     """Fold conf/test into conf/base (the stages run --env=base) so the chain takes about a minute."""
     for test_file in (conf / "test").glob("parameters_*.yml"):
-        base_file = conf / "base" / test_file.name
-        merged = OmegaConf.merge(OmegaConf.load(base_file), OmegaConf.load(test_file))
-        base_file.write_text(OmegaConf.to_yaml(merged))
+        merge_params(conf / "base" / test_file.name, OmegaConf.to_container(OmegaConf.load(test_file)))
     study = conf / "base" / "parameters_guidance.yml"  # two short runs are enough to prove the stage
-    small = {"guidance_study": {"strategies": ["random_tokens", "fixed_pool"], "seeds": [0], "baselines": []}}
-    study.write_text(OmegaConf.to_yaml(OmegaConf.merge(OmegaConf.load(study), small)))
+    merge_params(
+        study,
+        {"guidance_study": {"strategies": ["random_tokens", "fixed_pool"], "seeds": [0], "baselines": []}},
+    )
     ablation = conf / "base" / "parameters_ablation.yml"  # three short runs: ft, the default, one lambda
-    small = {"ablation": {"seeds": [0], "knobs": {"lambda": [0.3], "length": [8]}}}
-    ablation.write_text(OmegaConf.to_yaml(OmegaConf.merge(OmegaConf.load(ablation), small)))
+    merge_params(ablation, {"ablation": {"seeds": [0], "knobs": {"lambda": [0.3], "length": [8]}}})
 
 
 def fresh_project(root: Path) -> Path:
