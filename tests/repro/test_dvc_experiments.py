@@ -1,0 +1,101 @@
+"""What a newcomer meets on the DVC side, on a committed test project after `dvc repro evaluate`:
+`dvc exp run evaluate -S` changes one line of the parameters file and nothing but the evaluation
+re-runs, `dvc exp show` holds the headline metrics and the training summaries (and fits 200 columns
+once only the changes are shown), `dvc plots show` has the training curves, and none of it warns."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.repro.dvc_helpers import DVC, GIT, fresh_project, sh, stages_run
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory) -> tuple[Path, str, str]:
+    """A project whose chain ran and was committed, then one `dvc exp run evaluate -S ...`: the
+    project, what the repro printed, and what the experiment printed."""
+    root = fresh_project(tmp_path_factory.mktemp("experiments") / "lipsum-ft")
+    repro = sh(DVC + ["repro", "evaluate"], root)
+    sh(GIT + ["add", "-A"], root)
+    sh(GIT + ["commit", "-qm", "results"], root)
+    run = sh(
+        DVC + ["exp", "run", "evaluate", "-S", "conf/base/parameters_evaluate.yml:evaluate.report_alpha=0.3"],
+        root,
+    )
+    return root, repro, run
+
+
+def test_an_experiment_changes_one_line_and_reruns_only_the_evaluation(experiment):
+    root, _, run = experiment
+    numstat = subprocess.run(
+        GIT + ["diff", "HEAD", "--numstat", "--", "conf"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert numstat == ["1", "1", "conf/base/parameters_evaluate.yml"], numstat
+    assert stages_run(run) == {"evaluate"}
+
+
+def test_neither_repro_nor_the_experiment_warns(experiment):
+    _, repro, run = experiment
+    for output in (repro, run):
+        assert "WARNING" not in output and "dvclive:" not in output.lower(), output[-3000:]
+
+
+def test_exp_show_holds_the_headline_and_the_training_summaries(experiment):
+    root = experiment[0]
+    shown = json.loads(sh(DVC + ["exp", "show", "--json"], root).splitlines()[0])
+    flat = json.dumps(shown)
+    assert "reports/headline.json" in flat and "dvclive/finetune/metrics.json" in flat
+    assert "reports/metrics.json" not in flat  # the full table is no DVC metric
+    workspace = next(entry for entry in shown if entry["rev"] == "workspace")
+    metrics = workspace["data"]["metrics"]
+    headline = metrics["reports/headline.json"]["data"]
+    assert {"zeroshot", "ft", "lipsum", "wise-ft", "wise-lipsum", "tpgm-ft", "tpgm-lipsum"} == set(headline)
+    assert set(headline["lipsum"]) == {"ref_acc", "shift_acc", "ref_ece", "shift_ece"}
+    training = metrics["dvclive/finetune/metrics.json"]["data"]
+    assert {"best_step", "best_val_acc", "loss"} <= training["lipsum-seed0"].keys()
+
+
+def test_exp_show_of_the_changes_fits_200_columns(experiment):
+    root = experiment[0]
+    env = {**os.environ, "COLUMNS": "1000"}  # rich's natural width: the table is not squeezed
+    table = subprocess.run(
+        DVC + ["exp", "show", "--only-changed", "--no-pager"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+    ).stdout
+    width = max(len(line.rstrip()) for line in table.splitlines())
+    print(f"dvc exp show --only-changed: {width} columns\n{table}")
+    assert "wise-lipsum.shift_acc" in table and "evaluate.report_alpha" in table
+    assert width <= 200
+
+
+def test_plots_show_draws_the_training_curves(experiment):
+    root = experiment[0]
+    plots = json.loads(sh(DVC + ["plots", "show", "--json"], root).splitlines()[0])
+    assert not plots.get("errors"), plots.get("errors")
+    names = set(plots["data"])
+    for curve in (
+        "dvclive/finetune/plots/metrics/ft-seed0/train/loss.tsv",
+        "dvclive/finetune/plots/metrics/lipsum-seed0/train/reg.tsv",
+        "dvclive/finetune/plots/metrics/lipsum-seed0/val/acc.tsv",
+        "dvclive/pretrain/plots/metrics/train/loss.tsv",
+    ):
+        assert curve in names, sorted(names)
+    points = plots["data"]["dvclive/finetune/plots/metrics/ft-seed0/train/loss.tsv"][0]["content"]["data"][
+        "values"
+    ]
+    assert len(points) >= 2 and all(re.fullmatch(r"\d+", str(p["step"])) for p in points)
