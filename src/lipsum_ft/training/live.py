@@ -104,7 +104,7 @@ class LiveCurves:
     def finish(self, summary: Mapping[str, float]) -> None:
         """Replace the run's entry of the summary with ``summary`` (the results, not the last
         lr or images/s, which stay in the series) and close the logger."""
-        entry = {k: float(v) for k, v in summary.items()}
+        entry = {k: v if isinstance(v, int) else float(v) for k, v in summary.items()}  # steps stay whole
         if self.series:
             self.live.summary[self.series] = entry
         else:
