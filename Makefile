@@ -60,8 +60,8 @@ repro: setup
 
 # Share artefacts through the DVC remote (.dvc/config; `dvc remote modify --local` points it elsewhere)
 # instead of recomputing them: results differ slightly from one CPU model or GPU to another.
-# The embedded benchmark's stages only (dvc.yaml); a real-scale environment names its own file,
-# e.g. `dvc pull envs/domainnet/dvc.yaml`.
+# The embedded benchmark's stages (dvc.yaml); a real-scale environment is a DVC project of its own,
+# e.g. `cd envs/domainnet && dvc pull`.
 push: setup
 	$(BIN)/dvc push dvc.yaml
 

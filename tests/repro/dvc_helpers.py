@@ -68,16 +68,22 @@ def small_base(conf: Path) -> None:
     merge_params(ablation, {"ablation": {"seeds": [0], "knobs": {"lambda": [0.3], "length": [8]}}})
 
 
+def untracked(folder: str, names: list[str]) -> set[str]:
+    """What a clone would lack: bytecode, local config, and a nested DVC project's cache and tmp."""
+    skipped = set(shutil.ignore_patterns("__pycache__", "*.egg-info", "local")(folder, names))
+    if Path(folder).name == ".dvc":
+        skipped |= {"tmp", "cache", "config.local"} & set(names)
+    return skipped
+
+
 def fresh_project(root: Path) -> Path:
     """The tracked project (with its committed .dvc/config and default remote) under ``root``,
     conf/test sizes folded into conf/base, committed to a new git repository."""
     root.mkdir(parents=True)
     for name in ("pyproject.toml", "dvc.yaml", ".dvcignore", ".gitignore", ".telemetry"):
         shutil.copy(REPO / name, root / name)
-    for folder in ("src", "conf", "envs"):
-        shutil.copytree(
-            REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "local")
-        )
+    for folder in ("src", "conf", "envs"):  # links stay links (envs/domainnet/src -> ../../src)
+        shutil.copytree(REPO / folder, root / folder, symlinks=True, ignore=untracked)
     (root / "conf" / "local").mkdir()
     (root / ".venv").symlink_to(BIN.parent)
     small_base(root / "conf")

@@ -54,7 +54,7 @@ def summarise(
 def headline(results: pd.DataFrame, evaluate: dict[str, Any]) -> dict[str, dict[str, float]]:
     """The chain's DVC metric: a few numbers per reported variant, so ``dvc exp show`` stays readable."""
     params = parse(EvaluateParams, evaluate)
-    return headline_metrics(results, params.report_alpha, params.headline_metrics)
+    return headline_metrics(results, params.report_alpha, params.headline.model_dump())
 
 
 def plot_reliability(results: pd.DataFrame, reliability: dict[str, Any], evaluate: dict[str, Any]) -> Figure:
