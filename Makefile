@@ -9,6 +9,7 @@ export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 export GX_ANALYTICS_ENABLED := false
 export DVC_NO_ANALYTICS := 1
+export DVC_STUDIO_OFFLINE := 1
 export MPLBACKEND := Agg
 
 .PHONY: setup run test lint format viz viz-build repro push pull readme clean-data mutate mutate-results
@@ -59,8 +60,8 @@ repro: setup
 
 # Share artefacts through the DVC remote (.dvc/config; `dvc remote modify --local` points it elsewhere)
 # instead of recomputing them: results differ slightly from one CPU model or GPU to another.
-# The embedded benchmark's stages only (dvc.yaml); a real-scale environment names its own file,
-# e.g. `dvc pull envs/domainnet/dvc.yaml`.
+# The embedded benchmark's stages (dvc.yaml); a real-scale environment is a DVC project of its own,
+# e.g. `cd envs/domainnet && dvc pull`.
 push: setup
 	$(BIN)/dvc push dvc.yaml
 

@@ -83,16 +83,16 @@ def test_domainnet_environment_runs_end_to_end_offline(tmp_path):
     overrides = tiny_domainnet_settings(tmp_path, workers=2, checkpoint_every=0)
     project = copy_project(tmp_path / "project")
     run_in(project, env="domainnet", **overrides)
-    manifest = pd.read_parquet(project / "data/domainnet/02_intermediate/manifest.parquet")
+    manifest = pd.read_parquet(project / "envs/domainnet/data/02_intermediate/manifest.parquet")
     assert set(manifest["domain"]) == set(DOMAINS)
     real = manifest[manifest["domain"] == "real"]
     assert (
         set(real["split"]) == {"train", "val", "test"} and (real["split"] == "val").sum() == 3
     )  # one per class
-    assert json.loads((project / "data/domainnet/02_intermediate/classnames.json").read_text()) == sorted(
-        CLASSES
-    )
-    results = pd.read_csv(project / "reports/domainnet/results.csv")
+    assert json.loads(
+        (project / "envs/domainnet/data/02_intermediate/classnames.json").read_text()
+    ) == sorted(CLASSES)
+    results = pd.read_csv(project / "envs/domainnet/reports/results.csv")
     assert set(results["domain"]) == set(DOMAINS)
     assert results.loc[results["role"] == "reference", "domain"].unique().tolist() == ["real"]
     assert {"zeroshot", "ft", "lipsum", "tpgm-lipsum", "wise-ft-0.50"} <= set(results["variant"])

@@ -22,7 +22,12 @@ def sh(args: list[str], cwd: Path) -> str:
     """Run with the venv's python first on PATH (as an activated venv would) and no PYTHONPATH: a
     temp or queued experiment must find the project's code in its own copy of the repo."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(DVC_NO_ANALYTICS="1", KEDRO_DISABLE_TELEMETRY="1", GX_ANALYTICS_ENABLED="false")
+    env.update(
+        DVC_NO_ANALYTICS="1",
+        DVC_STUDIO_OFFLINE="1",
+        KEDRO_DISABLE_TELEMETRY="1",
+        GX_ANALYTICS_ENABLED="false",
+    )
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     # Output goes to files, not pipes: `dvc queue start` leaves a worker daemon that inherits them, and a
     # pipe would keep this call waiting until that worker exits. stdout and stderr stay apart so that a
@@ -40,18 +45,35 @@ def stages_run(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 
 
+def merge_params(path: Path, values: dict) -> None:
+    """Merge ``values`` into a parameters file as `dvc exp run -S` writes one (DVC's own writer), so
+    the file keeps the committed style and comments and a later -S changes one line."""
+    from dvc.utils.collections import merge_dicts
+    from dvc.utils.serialize import modify_yaml
+
+    with modify_yaml(path) as data:
+        merge_dicts(data, values)
+
+
 def small_base(conf: Path) -> None:
     """Fold conf/test into conf/base (the stages run --env=base) so the chain takes about a minute."""
     for test_file in (conf / "test").glob("parameters_*.yml"):
-        base_file = conf / "base" / test_file.name
-        merged = OmegaConf.merge(OmegaConf.load(base_file), OmegaConf.load(test_file))
-        base_file.write_text(OmegaConf.to_yaml(merged))
+        merge_params(conf / "base" / test_file.name, OmegaConf.to_container(OmegaConf.load(test_file)))
     study = conf / "base" / "parameters_guidance.yml"  # two short runs are enough to prove the stage
-    small = {"guidance_study": {"strategies": ["random_tokens", "fixed_pool"], "seeds": [0], "baselines": []}}
-    study.write_text(OmegaConf.to_yaml(OmegaConf.merge(OmegaConf.load(study), small)))
+    merge_params(
+        study,
+        {"guidance_study": {"strategies": ["random_tokens", "fixed_pool"], "seeds": [0], "baselines": []}},
+    )
     ablation = conf / "base" / "parameters_ablation.yml"  # three short runs: ft, the default, one lambda
-    small = {"ablation": {"seeds": [0], "knobs": {"lambda": [0.3], "length": [8]}}}
-    ablation.write_text(OmegaConf.to_yaml(OmegaConf.merge(OmegaConf.load(ablation), small)))
+    merge_params(ablation, {"ablation": {"seeds": [0], "knobs": {"lambda": [0.3], "length": [8]}}})
+
+
+def untracked(folder: str, names: list[str]) -> set[str]:
+    """What a clone would lack: bytecode, local config, and a nested DVC project's cache and tmp."""
+    skipped = set(shutil.ignore_patterns("__pycache__", "*.egg-info", "local")(folder, names))
+    if Path(folder).name == ".dvc":
+        skipped |= {"tmp", "cache", "config.local"} & set(names)
+    return skipped
 
 
 def fresh_project(root: Path) -> Path:
@@ -60,10 +82,8 @@ def fresh_project(root: Path) -> Path:
     root.mkdir(parents=True)
     for name in ("pyproject.toml", "dvc.yaml", ".dvcignore", ".gitignore", ".telemetry"):
         shutil.copy(REPO / name, root / name)
-    for folder in ("src", "conf", "envs"):
-        shutil.copytree(
-            REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "local")
-        )
+    for folder in ("src", "conf", "envs"):  # links stay links (envs/domainnet/src -> ../../src)
+        shutil.copytree(REPO / folder, root / folder, symlinks=True, ignore=untracked)
     (root / "conf" / "local").mkdir()
     (root / ".venv").symlink_to(BIN.parent)
     small_base(root / "conf")

@@ -25,6 +25,7 @@ FINETUNE_OUTPUTS = (
     "data/06_models/finetuned",
     "data/08_reporting/finetune_log.csv",
     "data/06_models/checkpoints",
+    "dvclive/finetune",  # the live curves
 )
 # Adam with a larger eps keeps every update proportional to its gradient, so all-reduce order noise
 # cannot flip parameters whose gradient vanishes (as in tests/training/test_training.py's DDP test).
@@ -91,6 +92,7 @@ def test_two_nodes_under_torchrun_equal_one_process_and_only_rank_zero_writes(ch
         assert not (nodes[1] / relative).exists(), relative
     assert (nodes[0] / "data/08_reporting/finetune_log.csv").is_file()
     assert (nodes[0] / "data/06_models/checkpoints").is_dir()  # rank 0 checkpointed
+    assert (nodes[0] / "dvclive/finetune/plots/metrics/lipsum-seed0/train/loss.tsv").is_file()  # and streamed
     single, double = weights(one), weights(nodes[0])
     assert single.keys() == double.keys()
     pretrained = load_file(next((chain / "data/06_models/pretrained_clip").rglob("*.safetensors")))

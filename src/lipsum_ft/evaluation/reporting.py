@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
@@ -104,6 +104,34 @@ def summary_markdown(
         ratios = ", ".join(f"{m}: {s['mean_ratio']:.2f}" for m, s in tpgm_summary.items())
         lines.append(f"TPGM mean projection ratio (1 = fine-tuned weights kept): {ratios}.")
     return "\n".join(lines) + "\n"
+
+
+# the numbers reports/headline.json may hold for a variant, and the variant_summary column of each
+HEADLINE_NUMBERS = {"ref": "ref_acc", "shift": "shift_acc", "ece": "shift_ece"}
+
+
+def headline_metrics(
+    results, alpha: float, picks: Mapping[str, Sequence[str]]
+) -> dict[str, dict[str, float]]:
+    """The dozen numbers experiments are compared by (``dvc exp show``): ``picks`` maps each number
+    (``ref``: reference accuracy, ``shift``: mean shift accuracy, ``ece``: mean shift ECE) to the
+    variants that report it. Keys stay short, because DVC's table is as wide as its column names:
+    ``lipsum.shift``. A WiSE variant is named without its alpha (``wise-lipsum``; the alpha is
+    ``evaluate.report_alpha``), so no key holds a dot that DVC would read as nesting. A picked variant
+    the run lacks is left out. The full table stays in ``reports/metrics.json`` and ``results.csv``.
+    """
+    summary = variant_summary(results)
+    kept = summary.set_index("variant").loc[reported_variants(summary, alpha)]
+    names = {
+        (f"wise-{row.method}" if row.kind == "wise" else variant): variant
+        for variant, row in zip(kept.index, kept.itertuples(), strict=True)
+    }
+    out: dict[str, dict[str, float]] = {}
+    for name, variant in names.items():  # the summary table's order: zero-shot, methods, WiSE, TPGM
+        for number, column in HEADLINE_NUMBERS.items():
+            if name in picks.get(number, ()):
+                out.setdefault(name, {})[number] = round(float(kept.loc[variant, column]), 4)
+    return out
 
 
 def flat_metrics(results) -> dict[str, float]:

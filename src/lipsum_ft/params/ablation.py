@@ -40,6 +40,9 @@ class AblationParams(GroupParams):
     tolerance: float = Field(0.01, ge=0, le=1)
     bootstrap: BootstrapParams = BootstrapParams()
     progress: bool = True
+    dvclive_dir: str | None = (
+        None  # DVCLive folder of the study's live curves (one series per run); null: none
+    )
 
     @model_validator(mode="after")
     def _well_formed(self) -> AblationParams:

@@ -21,6 +21,9 @@ class GuidanceStudyParams(GroupParams):
     baselines: list[Method] = []  # fine-tuned beside, per seed: context for accuracy and for the step cost
     reference: GuidanceStrategy = "random_tokens"  # paired differences and cost ratios are taken against it
     progress: bool = True
+    dvclive_dir: str | None = (
+        None  # DVCLive folder of the study's live curves (one series per run); null: none
+    )
 
     @model_validator(mode="after")
     def _reference_is_run(self) -> GuidanceStudyParams:

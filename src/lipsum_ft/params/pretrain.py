@@ -41,6 +41,9 @@ class PretrainParams(GroupParams):
     domain_shares: dict[str, Annotated[float, Field(ge=0, le=1)]] = {}
     captions: CaptionParams | None = None
     progress: bool = True
+    # DVCLive folder of the live curves (one point every log_every steps); null: none
+    dvclive_dir: str | None = None
+    log_every: PositiveInt = 10
 
     @model_validator(mode="after")
     def _source_needs(self) -> PretrainParams:

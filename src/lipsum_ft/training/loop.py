@@ -32,6 +32,7 @@ from lipsum_ft.evaluation.metrics import accuracy
 from lipsum_ft.training.checkpoint import previous_path, resume_checkpoint, save_checkpoint
 from lipsum_ft.training.cluster import launched_world_size
 from lipsum_ft.training.elastic import ElasticDDPStrategy
+from lipsum_ft.training.live import LiveSettings, NoCurves, curves_for
 from lipsum_ft.training.objectives import Objective
 from lipsum_ft.training.preemption import Preempted, PreemptionFlag, preemption_signals
 from lipsum_ft.training.schedule import adamw, decay_groups, warmup_cosine
@@ -76,6 +77,7 @@ class TrainConfig:
     progress: bool = True
     # how long a collective (all-reduce, barrier) waits for the other ranks before this rank gives up
     process_group_timeout_s: float = 1800.0
+    live: LiveSettings | None = None  # DVCLive curves (global rank 0); None: none
     identity: dict[str, Any] = field(default_factory=dict)  # settings beyond this config that shape the run
 
 
@@ -90,6 +92,7 @@ NOT_IDENTITY = frozenset(
         "resume",
         "progress",
         "process_group_timeout_s",
+        "live",
     }
 )
 
@@ -242,12 +245,27 @@ class _RankTrainer:
         self.at_step = 0  # the step in flight (what a lost rank's error names)
         self.pending: list[PendingRow] = []
         self.block_started = 0.0
+        self.curves = NoCurves()
 
     def fit(self, objective: Objective, train_data: ImageSet, val_data: ImageSet) -> TrainResult:
-        """Set up, resume where asked, and train to ``config.steps``; returns the best-on-val state."""
+        """Set up, resume where asked, and train to ``config.steps``; returns the best-on-val state.
+
+        The live curves open once the checkpoint is read (a resumed run first replays the rows it
+        restored) and close with the best step and its validation accuracy.
+        """
+        config = self.config
         self.setup(objective)
         start = self.load()
+        self.curves = curves_for(config.live, config.log_every, config.steps, self.fabric.is_global_zero)
+        self.curves.add(self.result.log)
         self.train_loop(train_data, val_data, start)
+        self.curves.finish(
+            {
+                "best_step": self.result.best_step,
+                "best_val_acc": self.result.best_val_acc,
+                "loss": self.result.log[-1]["loss"],
+            }
+        )
         return self.result
 
     def setup(self, objective: Objective) -> None:
@@ -349,6 +367,7 @@ class _RankTrainer:
         if evaluates:
             self.validate(row, done, val_data)
         self.result.log.extend(rows)
+        self.curves.add(rows)
         bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{row['lr']:.2e}", img_s=f"{row['images_per_s']:.0f}")
         if saves:
             self.save(done)

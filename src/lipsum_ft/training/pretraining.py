@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from lipsum_ft.clip.text import encode_tokens
 from lipsum_ft.data.images import normalize, random_resized_crop_flip
+from lipsum_ft.training.live import LiveSettings, curves_for
 from lipsum_ft.training.schedule import adamw, decay_groups, warmup_cosine
 
 CAPTION_NOISE_STREAM = 1  # SeedSequence entropy suffix of the caption-noise draws
@@ -50,6 +51,8 @@ class PretrainConfig:
     flip: bool = False
     max_logit_scale: float = 100.0
     cross_domain_weight: float = 1.0
+    log_every: int = 10  # the live curves keep one point every K steps (the log keeps every step)
+    live: LiveSettings | None = None  # DVCLive curves; None: none
 
 
 def caption_bank(
@@ -232,7 +235,8 @@ def pretrain_clip(
     """Train ``model`` in place; returns one log row per step (loss, lr, logit scale, images/s).
 
     Batches are class-balanced: each class contributes the same number of images (drawn from any
-    domain), each paired with a random caption of its (domain, class) cell.
+    domain), each paired with a random caption of its (domain, class) cell. The live curves get the
+    same rows (``config.live``), one point every ``config.log_every`` steps.
     """
     generator = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
@@ -241,6 +245,7 @@ def pretrain_clip(
     scheduler = warmup_cosine(optimizer, config.steps, int(config.warmup_fraction * config.steps))
     model.train()
     log: list[dict[str, float]] = []
+    curves = curves_for(config.live, config.log_every, config.steps)
     bar = tqdm(range(config.steps), desc="pretrain CLIP", unit="step", disable=not progress)
     for step in bar:
         started = time.perf_counter()
@@ -248,9 +253,11 @@ def pretrain_clip(
         loss, lr = _pretrain_step(model, optimizer, scheduler, batch, config)
         row = _log_row(model, step, loss, lr, len(batch.labels) / (time.perf_counter() - started))
         log.append(row)
+        curves.add([row])
         bar.set_postfix(
             loss=f"{row['loss']:.3f}", scale=f"{row['logit_scale']:.1f}", img_s=f"{row['images_per_s']:.0f}"
         )
+    curves.finish({"loss": log[-1]["loss"], "logit_scale": log[-1]["logit_scale"]})
     model.eval()
     return log
 

@@ -22,6 +22,7 @@ from lipsum_ft.data.images import InMemoryImages, load_split_for
 from lipsum_ft.params.finetune import FinetuneParams
 from lipsum_ft.params.shared import config_from
 from lipsum_ft.training.finetuning import make_objective
+from lipsum_ft.training.live import LiveSettings
 from lipsum_ft.training.loop import ImageSet, TrainConfig, fit
 from lipsum_ft.training.objectives import Objective, ObjectiveContext
 
@@ -83,9 +84,15 @@ def training_identity(
     }
 
 
-def train_config(params: FinetuneParams, method: str, identity: dict[str, Any] | None = None) -> TrainConfig:
+def train_config(
+    params: FinetuneParams,
+    method: str,
+    identity: dict[str, Any] | None = None,
+    live: LiveSettings | None = None,
+) -> TrainConfig:
     """The loop's settings for ``method``: the recipe and augmentation as configured,
-    its own lr and checkpoint file, and the identity a checkpoint is checked against.
+    its own lr and checkpoint file, the identity a checkpoint is checked against, and where its
+    live curves go.
     """
     checkpoint = (
         str(Path(params.checkpoint_dir) / f"{method}-seed{params.seed}.pt")
@@ -99,6 +106,7 @@ def train_config(params: FinetuneParams, method: str, identity: dict[str, Any] |
         lr=params.lr_for(method),
         checkpoint_path=checkpoint,
         identity=identity or {"method": method},
+        live=live,
     )
 
 
@@ -133,14 +141,16 @@ def finetune_one(
     classnames: list[str],
     train_data: ImageSet,
     val_data: ImageSet,
+    live: LiveSettings | None = None,
 ) -> tuple[ClipBundle, pd.DataFrame]:
-    """One method fine-tuned from the zero-shot model: its best-on-val weights and its per-step log."""
+    """One method fine-tuned from the zero-shot model: its best-on-val weights and its per-step log
+    (also streamed to ``live``, when given)."""
     started = time.perf_counter()
     spec = pretrained_clip.spec
     scale = float(zeroshot_head["logit_scale"])
     objective = run_objective(method, params, pretrained_clip, zeroshot_head, classnames)
     identity = training_identity(params, method, zeroshot_head, train_data, val_data)
-    result = fit(objective, train_data, val_data, train_config(params, method, identity))
+    result = fit(objective, train_data, val_data, train_config(params, method, identity, live))
     objective.load_trainable_state(result.best_state)
     model, head = objective.export()
     info = {
@@ -174,7 +184,8 @@ def finetune_one(
 @dataclass(frozen=True)
 class Run:
     """One fine-tune of a grid: its name, method and recipe; ``labels`` become columns of its log rows,
-    and ``extra`` is kept in the model's spec under ``extra_key``."""
+    ``extra`` is kept in the model's spec under ``extra_key``; ``series`` names its live curves
+    (default: the name, ``/`` read as ``-``: study runs are ``<arm>/seed<k>``)."""
 
     name: str
     method: str
@@ -182,6 +193,11 @@ class Run:
     labels: Mapping[str, Any] = field(default_factory=dict)
     extra_key: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    series: str = ""
+
+    @property
+    def series_name(self) -> str:
+        return self.series or self.name.replace("/", "-")
 
 
 def study_params(params: FinetuneParams, seed: int, **update: Any) -> FinetuneParams:
@@ -198,14 +214,17 @@ def run_grid(
     data: tuple[ImageSet, ImageSet],
     progress: bool,
     desc: str,
+    live_dir: str | None = None,
 ) -> tuple[dict[str, ClipBundle], pd.DataFrame]:
     """Every run fine-tuned from the zero-shot model on the same (train, val) data: each run's
-    best-on-val model by name, and all step logs in one frame."""
+    best-on-val model by name, and all step logs in one frame. With ``live_dir``, each run streams
+    its curves into that DVCLive folder (cleared by the first run, so it holds this grid's runs)."""
     train_data, val_data = data
     models, logs = {}, []
-    for run in tqdm(runs, desc=desc, unit="run", disable=not progress or len(runs) < 2):
+    for index, run in enumerate(tqdm(runs, desc=desc, unit="run", disable=not progress or len(runs) < 2)):
+        live = LiveSettings(live_dir, run.series_name, fresh=index == 0) if live_dir else None
         bundle, frame = finetune_one(
-            run.method, run.params, pretrained_clip, zeroshot_head, classnames, train_data, val_data
+            run.method, run.params, pretrained_clip, zeroshot_head, classnames, train_data, val_data, live
         )
         if run.extra_key is not None:
             bundle.spec.extra[run.extra_key] = dict(run.extra)

@@ -36,7 +36,16 @@ def finetune_ablation_runs(
     check_lengths(params, study, pretrained_clip.spec.context_length)
     data = reference_data(manifest, params, pretrained_clip.spec)
     runs = ablation_runs(params, study)
-    return run_grid(runs, pretrained_clip, zeroshot_head, classnames, data, study.progress, "ablation runs")
+    return run_grid(
+        runs,
+        pretrained_clip,
+        zeroshot_head,
+        classnames,
+        data,
+        study.progress,
+        "ablation runs",
+        study.dvclive_dir,
+    )
 
 
 def score_ablation_candidates(

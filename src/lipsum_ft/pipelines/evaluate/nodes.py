@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 from lipsum_ft.clip.backbone import ClipBundle
 from lipsum_ft.evaluation import plots
-from lipsum_ft.evaluation.reporting import flat_metrics, summary_markdown
+from lipsum_ft.evaluation.reporting import flat_metrics, headline_metrics, summary_markdown
 from lipsum_ft.evaluation.variants import evaluate_on_split
 from lipsum_ft.params.evaluate import EvaluateParams
 from lipsum_ft.params.shared import parse
@@ -49,6 +49,12 @@ def summarise(
     table = summary_markdown(results, params.report_alpha, tpgm_summary)
     log.info("results table written (reports/summary.md); %d variants", results["variant"].nunique())
     return flat_metrics(results), table
+
+
+def headline(results: pd.DataFrame, evaluate: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """The chain's DVC metric: a few numbers per reported variant, so ``dvc exp show`` stays readable."""
+    params = parse(EvaluateParams, evaluate)
+    return headline_metrics(results, params.report_alpha, params.headline.model_dump())
 
 
 def plot_reliability(results: pd.DataFrame, reliability: dict[str, Any], evaluate: dict[str, Any]) -> Figure:

@@ -4,6 +4,7 @@ from kedro.pipeline import Pipeline, node
 
 from lipsum_ft.pipelines.evaluate.nodes import (
     evaluate_variants,
+    headline,
     plot_energy_gap,
     plot_reference_vs_shift,
     plot_reliability,
@@ -37,6 +38,13 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ["evaluation_results", "tpgm_summary", "params:evaluate"],
                 ["metrics", "results_summary"],
                 name="summarise",
+                tags=["evaluation"],
+            ),
+            node(
+                headline,
+                ["evaluation_results", "params:evaluate"],
+                "headline_metrics",
+                name="headline",
                 tags=["evaluation"],
             ),
             node(

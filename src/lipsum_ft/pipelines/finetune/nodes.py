@@ -22,6 +22,18 @@ def finetune_models(
 ) -> tuple[dict[str, ClipBundle], pd.DataFrame]:
     """Fine-tune each selected method from the zero-shot model; keep each run's best-on-val weights."""
     params = parse(FinetuneParams, finetune)
-    runs = [Run(method, method, params) for method in params.selected_methods]
+    runs = [
+        Run(method, method, params, series=f"{method}-seed{params.seed}")
+        for method in params.selected_methods
+    ]
     data = reference_data(manifest, params, pretrained_clip.spec)
-    return run_grid(runs, pretrained_clip, zeroshot_head, classnames, data, params.progress, "finetune runs")
+    return run_grid(
+        runs,
+        pretrained_clip,
+        zeroshot_head,
+        classnames,
+        data,
+        params.progress,
+        "finetune runs",
+        params.dvclive_dir,
+    )

@@ -52,7 +52,16 @@ def finetune_study_arms(
     study = parse(GuidanceStudyParams, guidance_study)
     data = reference_data(manifest, params, pretrained_clip.spec)
     runs = arm_runs(params, study)
-    return run_grid(runs, pretrained_clip, zeroshot_head, classnames, data, study.progress, "guidance study")
+    return run_grid(
+        runs,
+        pretrained_clip,
+        zeroshot_head,
+        classnames,
+        data,
+        study.progress,
+        "guidance study",
+        study.dvclive_dir,
+    )
 
 
 def evaluate_study_arms(

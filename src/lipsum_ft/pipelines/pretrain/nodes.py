@@ -15,6 +15,7 @@ from lipsum_ft.clip.backbone import ClipBundle, load_open_clip, new_model
 from lipsum_ft.data.images import decode_images
 from lipsum_ft.params.pretrain import PretrainParams
 from lipsum_ft.params.shared import config_from, parse
+from lipsum_ft.training.live import LiveSettings
 from lipsum_ft.training.pretraining import (
     PretrainConfig,
     caption_bank,
@@ -64,7 +65,9 @@ def pretrain_model(
         index,
         spec.preprocess_cfg["mean"],
         spec.preprocess_cfg["std"],
-        config_from(PretrainConfig, params),
+        config_from(
+            PretrainConfig, params, live=LiveSettings(params.dvclive_dir) if params.dvclive_dir else None
+        ),
         progress=params.progress,
     )
     seconds = time.perf_counter() - started
