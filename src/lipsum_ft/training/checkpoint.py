@@ -87,17 +87,6 @@ def identity_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -
     ]
 
 
-def _tensors(value: Any, where: str = "") -> Iterator[tuple[str, torch.Tensor]]:
-    if isinstance(value, torch.Tensor):
-        yield where, value
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            yield from _tensors(item, f"{where}.{key}" if where else str(key))
-    elif isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            yield from _tensors(item, f"{where}[{i}]")
-
-
 def _leaves(value: Any, where: str = "") -> Iterator[tuple[str, Any]]:
     """Every leaf of nested dicts, lists and tuples with its dotted name (tensors are leaves)."""
     if isinstance(value, Mapping):
@@ -108,6 +97,11 @@ def _leaves(value: Any, where: str = "") -> Iterator[tuple[str, Any]]:
             yield from _leaves(item, f"{where}[{i}]")
     else:
         yield where, value
+
+
+def _tensors(value: Any) -> Iterator[tuple[str, torch.Tensor]]:
+    """The tensors among ``value``'s leaves, with their dotted names."""
+    return ((name, leaf) for name, leaf in _leaves(value) if isinstance(leaf, torch.Tensor))
 
 
 def checksum(payload: Mapping[str, Any]) -> str:
