@@ -52,7 +52,7 @@ from lipsum_ft.studies.calibration import (
     passes,
 )
 from lipsum_ft.training.runs import finetune_one, reference_data, run_objective, study_params
-from project_session import project_session
+from project_session import project_copy, project_session
 
 ROOT = Path(__file__).resolve().parents[1]
 UPSTREAM = ("data", "pretrain", "zeroshot")  # groups a Kedro run in the scratch project takes
@@ -108,18 +108,6 @@ def deep_update(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str,
 def part_of(knobs: Mapping[str, Any], groups: Sequence[str]) -> dict[str, Any]:
     """The knobs whose group is one of ``groups``."""
     return {key: value for key, value in knobs.items() if key.split(".")[0] in groups}
-
-
-def scratch_project(folder: Path, project: Path) -> Path:
-    """A project folder of its own (conf without local, pyproject): the runs write their data there."""
-    folder.mkdir(parents=True)
-    shutil.copy(project / "pyproject.toml", folder / "pyproject.toml")
-    if (project / ".telemetry").is_file():
-        shutil.copy(project / ".telemetry", folder / ".telemetry")
-    shutil.copytree(project / "conf", folder / "conf", ignore=shutil.ignore_patterns("local"))
-    (folder / "conf" / "local").mkdir()
-    (folder / "src").mkdir()  # Kedro insists on the source folder; the package is installed
-    return folder
 
 
 @dataclass
@@ -259,7 +247,7 @@ def run_study(project: Path, env: str, config: Mapping[str, Any], workdir: Path)
         upstream = part_of(group[0][1], UPSTREAM)
         data_key = json.dumps(part_of(upstream, ("data",)), sort_keys=True)
         if data_key not in folders:
-            folders[data_key] = scratch_project(workdir / f"data-{len(folders)}", project)
+            folders[data_key] = project_copy(workdir / f"data-{len(folders)}", project)
         up = prepare(folders[data_key], env, upstream, data_seconds.get(data_key))
         data_seconds.setdefault(data_key, up.data_s)
         for order, knobs in group:

@@ -7,6 +7,7 @@ directly, not through `make`, which exports the same variables).
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +19,19 @@ for variable, value in {
     "GX_ANALYTICS_ENABLED": "false",
 }.items():
     os.environ.setdefault(variable, value)
+
+
+def project_copy(folder: Path, project: Path) -> Path:
+    """A project folder of its own: ``project``'s pyproject, telemetry consent and conf (without
+    ``local``), an empty ``src`` (Kedro insists on it; the package is installed). Runs write there."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(project / "pyproject.toml", folder / "pyproject.toml")
+    if (project / ".telemetry").is_file():
+        shutil.copy(project / ".telemetry", folder / ".telemetry")
+    shutil.copytree(project / "conf", folder / "conf", ignore=shutil.ignore_patterns("local"))
+    (folder / "conf" / "local").mkdir()
+    (folder / "src").mkdir()
+    return folder
 
 
 @contextmanager

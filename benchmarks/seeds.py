@@ -10,7 +10,6 @@ this project's data and zero-shot model (run `make run` first), then writes
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from lipsum_ft.evaluation.reporting import variant_summary
-from project_session import project_session
+from project_session import project_copy, project_session
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = [
@@ -31,11 +30,7 @@ SHARED = [
 
 def scratch_project(folder: Path) -> Path:
     """conf + pyproject copied, upstream artefacts linked read-only-by-convention."""
-    shutil.copy(ROOT / "pyproject.toml", folder / "pyproject.toml")
-    shutil.copy(ROOT / ".telemetry", folder / ".telemetry")
-    shutil.copytree(ROOT / "conf", folder / "conf", ignore=shutil.ignore_patterns("local"))
-    (folder / "conf" / "local").mkdir()
-    (folder / "src").mkdir()  # Kedro insists on the source folder; the package is installed
+    project_copy(folder, ROOT)
     for relative in SHARED:
         source = ROOT / relative
         if not source.exists():
