@@ -11,6 +11,7 @@ from pathlib import Path
 # README marker name -> the report it shows
 SECTIONS = {
     "results": Path("reports/summary.md"),
+    "seeds": Path("reports/seeds/summary.md"),
     "guidance": Path("reports/guidance/summary.md"),
     "findings": Path("reports/ablation/findings.md"),
 }
@@ -40,7 +41,7 @@ def main(root: Path = Path(".")) -> None:
         if not (root / report).is_file():
             sys.exit(
                 f"{root / report} is missing: run `make run`, then "
-                "`dvc repro guidance ablation_report` (or `dvc repro`) first"
+                "`dvc repro guidance ablation_report` (or `dvc repro`) and `benchmarks/seeds.py` first"
             )
         text = inject(text, (root / report).read_text(), name)
     readme.write_text(text)
