@@ -1,4 +1,4 @@
-"""What a newcomer meets on the DVC side, on a committed test project after `dvc repro evaluate`:
+"""What a newcomer meets on the DVC side, on a committed test project after `dvc repro`:
 `dvc exp run evaluate -S` on a fine-tuning parameter changes one line of the parameters file and
 re-runs the chain from `finetune` only, `dvc exp show` holds the headline metrics and the training
 summaries, the README's comparison command fits a terminal 200 columns wide, `dvc plots show` has the
@@ -15,18 +15,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.repro.dvc_helpers import DVC, GIT, REPO, fresh_project, sh, stages_run
+from tests.repro.dvc_helpers import DVC, GIT, REPO, copy_project, sh, stages_run
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def experiment(tmp_path_factory) -> tuple[Path, str, str]:
-    """A project whose chain ran and was committed, then one `dvc exp run evaluate -S ...` of the peak
-    lr, which moves every fine-tuned number of the headline (the widest realistic table): the project,
-    what the repro printed, and what the experiment printed."""
-    root = fresh_project(tmp_path_factory.mktemp("experiments") / "lipsum-ft")
-    repro = sh(DVC + ["repro", "evaluate"], root)
+def experiment(reproduced, tmp_path_factory) -> tuple[Path, str, str]:
+    """A copy of the session's reproduced project with its results committed, then one
+    `dvc exp run evaluate -S ...` of the peak lr, which moves every fine-tuned number of the headline
+    (the widest realistic table): the project, what the repro printed, and what the experiment printed."""
+    source, repro = reproduced
+    root = copy_project(source, tmp_path_factory.mktemp("experiments") / "lipsum-ft")
     sh(GIT + ["add", "-A"], root)
     sh(GIT + ["commit", "-qm", "results"], root)
     run = sh(

@@ -20,7 +20,7 @@ from lipsum_ft.training.checkpoint import (
 )
 from lipsum_ft.training.loop import NonFiniteLossError, fit
 from lipsum_ft.training.preemption import PREEMPTED_EXIT_CODE, Preempted
-from tests.training.loop_helpers import assert_states_equal, config, make
+from tests.training.loop_helpers import assert_states_equal, config, fault_at, make
 
 
 class _CreatesFile:
@@ -95,13 +95,7 @@ def test_non_finite_state_is_never_written_and_the_old_checkpoint_stays(tmp_path
 
 def test_nan_without_a_checkpoint_names_none(setup, monkeypatch):
     objective = make(setup)
-    original_forward = type(objective).forward
-
-    def nan_at_step_2(self, images, labels, step):
-        loss, terms = original_forward(self, images, labels, step)
-        return (loss * float("nan"), terms) if step == 1 else (loss, terms)
-
-    monkeypatch.setattr(type(objective), "forward", nan_at_step_2)
+    fault_at(monkeypatch, objective, 1, "nan")  # step 2
     with pytest.raises(NonFiniteLossError, match="no checkpoint of this run was written"):
         fit(objective, setup[3], setup[4], config(checkpoint_every=0, checkpoint_path=None))
 

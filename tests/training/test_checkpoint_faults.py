@@ -27,7 +27,7 @@ from lipsum_ft.training.checkpoint import (
     save_checkpoint,
 )
 from lipsum_ft.training.loop import NonFiniteLossError, fit
-from tests.training.loop_helpers import assert_states_equal, config, make
+from tests.training.loop_helpers import assert_states_equal, config, fault_at, make
 
 IDENTITY = {"method": "ft"}
 
@@ -183,13 +183,7 @@ def test_a_nan_after_a_fallback_names_the_previous_checkpoint_which_exists_and_i
     fit(make(setup), setup[3], setup[4], config(checkpoint_every=3, checkpoint_path=str(path), steps=9))
     truncate(path)  # the step-9 checkpoint; the step-6 one is good
     objective = make(setup)
-    original_forward = type(objective).forward
-
-    def nan_at_step_8(self, images, labels, step):
-        loss, terms = original_forward(self, images, labels, step)
-        return (loss * float("nan"), terms) if step == 7 else (loss, terms)
-
-    monkeypatch.setattr(type(objective), "forward", nan_at_step_8)
+    fault_at(monkeypatch, objective, 7, "nan")  # step 8
     settings = config(checkpoint_every=3, checkpoint_path=str(path), steps=9, resume="auto")
     with pytest.raises(NonFiniteLossError) as caught:
         fit(objective, setup[3], setup[4], settings)

@@ -11,7 +11,7 @@ import pytest
 
 from lipsum_ft.training.live import LiveCurves, LiveSettings, curve_points, curves_for
 from lipsum_ft.training.loop import fit
-from tests.training.loop_helpers import config, make
+from tests.training.loop_helpers import config, fault_at, make
 
 
 @pytest.fixture(autouse=True)
@@ -88,20 +88,13 @@ def test_a_resumed_run_replays_its_restored_rows_so_its_curves_equal_the_uninter
     fit(make(setup), setup[3], setup[4], config(log_every=2, live=LiveSettings(str(straight))))
     checkpoint = str(tmp_path / "ckpt.pt")
     interrupted = make(setup)
-    original_forward = type(interrupted).forward
-
-    def crash_at_step_5(self, images, labels, step):
-        if step == 4:
-            raise KeyboardInterrupt("simulated interruption")
-        return original_forward(self, images, labels, step)
-
-    monkeypatch.setattr(type(interrupted), "forward", crash_at_step_5)
+    restore = fault_at(monkeypatch, interrupted, 4, "interrupt")  # step 5
     settings = config(
         log_every=2, checkpoint_every=2, checkpoint_path=checkpoint, live=LiveSettings(str(resumed))
     )
     with pytest.raises(KeyboardInterrupt):
         fit(interrupted, setup[3], setup[4], settings)
-    monkeypatch.setattr(type(interrupted), "forward", original_forward)
+    restore()
     fit(make(setup), setup[3], setup[4], config(**{**settings.__dict__, "resume": True}))
     for name in ("train/loss", "train/lr", "val/acc"):
         expected, got = series(straight, name), series(resumed, name)

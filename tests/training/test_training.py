@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lipsum_ft.training.loop import NonFiniteLossError, fit
-from tests.training.loop_helpers import assert_states_equal, config, make
+from tests.training.loop_helpers import assert_states_equal, config, fault_at, make
 
 
 def test_training_changes_weights_and_keeps_the_best_on_val(setup):
@@ -24,18 +24,11 @@ def test_resume_equals_the_uninterrupted_run(setup, tmp_path, monkeypatch):
     straight = fit(make(setup), setup[3], setup[4], config())
     checkpoint = tmp_path / "ckpt.pt"
     interrupted = make(setup)
-    original_forward = type(interrupted).forward
-
-    def crash_at_step_5(self, images, labels, step):
-        if step == 4:
-            raise KeyboardInterrupt("simulated interruption")
-        return original_forward(self, images, labels, step)
-
-    monkeypatch.setattr(type(interrupted), "forward", crash_at_step_5)
+    restore = fault_at(monkeypatch, interrupted, 4, "interrupt")  # step 5
     with pytest.raises(KeyboardInterrupt):
         fit(interrupted, setup[3], setup[4], config(checkpoint_every=2, checkpoint_path=str(checkpoint)))
     assert torch.load(checkpoint, weights_only=True)["step"] == 4
-    monkeypatch.setattr(type(interrupted), "forward", original_forward)
+    restore()
     resumed = fit(
         make(setup),
         setup[3],
