@@ -8,9 +8,12 @@ on every domain, and how far the zero-shot model tells CAR-FT's contexts apart o
 images (``carft_contexts.py``). No regularised method is trained and no test split is read: the
 ``zeroshot`` pipeline is run with ``zeroshot.split: val``. Every configuration is judged by the criterion
 in ``lipsum_ft.studies.calibration`` (committed before any result) and the chosen one is named by its
-tie-break. Writes ``<output>/table.csv``, ``table.md``, ``calibration.png`` and ``chosen.json``.
+tie-break. ``--grid`` names the grid of ``calibration.yml`` to search (``grid``, or a later round such
+as ``widened_grid``, searched when the first finds nothing that passes). Writes ``<output>/table.csv``,
+``table.md``, ``calibration.png`` and ``chosen.json``.
 
-    .venv/bin/python benchmarks/calibrate_benchmark.py [--env base] [--output reports/calibration]
+    .venv/bin/python benchmarks/calibrate_benchmark.py --output reports/calibration/first   # calibration.grid
+    .venv/bin/python benchmarks/calibrate_benchmark.py --grid widened_grid --output reports/calibration/wide
     .venv/bin/python benchmarks/calibrate_benchmark.py --env test --output /tmp/calibration  # tiny grid
 """
 
@@ -60,16 +63,17 @@ DOWNSTREAM = ("finetune",)  # the group the fine-tune here takes
 SPLIT = "val"  # the only split the study scores
 
 
-def load_config(project: Path, env: str) -> dict[str, Any]:
-    """``calibration`` of conf/base/calibration.yml, a section replaced by conf/<env>'s where it has one."""
+def load_config(project: Path, env: str, grid: str = "grid") -> dict[str, Any]:
+    """``calibration`` of conf/base/calibration.yml, a section replaced by conf/<env>'s where it has one;
+    its ``grid`` is the section named ``grid`` (a later round's grid, for example)."""
     config = yaml.safe_load((project / "conf/base/calibration.yml").read_text())["calibration"]
     own = project / "conf" / env / "calibration.yml"
     if env != "base" and own.is_file():
         config = {**config, **(yaml.safe_load(own.read_text()) or {}).get("calibration", {})}
-    for section in ("criterion", "make_run_estimate", "grid"):
+    for section in ("criterion", "make_run_estimate", grid):
         if section not in config:
             raise ValueError(f"calibration.{section} is missing from conf/base/calibration.yml")
-    return config
+    return {**config, "grid": config[grid], "grid_name": grid}
 
 
 def expand_grid(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
@@ -277,7 +281,7 @@ def chosen_index(table: pd.DataFrame) -> int | None:
     return choose(candidates)
 
 
-def markdown(table: pd.DataFrame, knob_keys: Sequence[str], chosen: int | None, env: str) -> str:
+def markdown(table: pd.DataFrame, knob_keys: Sequence[str], chosen: int | None, env: str, grid: str) -> str:
     """The table in points (accuracies), with each margin and the chosen configuration marked."""
     head = [
         "config",
@@ -292,7 +296,8 @@ def markdown(table: pd.DataFrame, knob_keys: Sequence[str], chosen: int | None, 
     ]
     margins = [c for c in table.columns if c.startswith("margin_")]
     lines = [
-        f"### Calibration of the embedded benchmark (env {env}; val splits; zero-shot and FT only)",
+        f"### Calibration of the embedded benchmark (env {env}, calibration.{grid}; val splits; "
+        "zero-shot and FT only)",
         "",
         "| " + " | ".join([*head, *(m[len("margin_") :] for m in margins), "passes"]) + " |",
         "|" + "---|" * (len(head) + len(margins) + 1),
@@ -358,7 +363,7 @@ def write_outputs(table: pd.DataFrame, config: Mapping[str, Any], env: str, outp
     chosen_config = None if chosen is None else int(table.iloc[chosen]["config"])
     with atomic_path(output / "table.csv") as temporary:
         table.to_csv(temporary, index=False)
-    text = markdown(table, list(config["grid"]), chosen_config, env)
+    text = markdown(table, list(config["grid"]), chosen_config, env, config.get("grid_name", "grid"))
     with atomic_path(output / "table.md") as temporary:
         temporary.write_text(text)
     plot(table, chosen_config, Criterion.from_mapping(config["criterion"]), output / "calibration.png")
@@ -373,6 +378,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--project", type=Path, default=ROOT)
     parser.add_argument("--env", default="base", help="the Kedro env of the runs and of calibration.yml")
+    parser.add_argument("--grid", default="grid", help="the grid of calibration.yml to search")
     parser.add_argument("--output", type=Path, default=ROOT / "reports/calibration")
     parser.add_argument(
         "--workdir", type=Path, help="scratch projects here (kept); default: a temporary folder"
@@ -380,7 +386,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.disable(logging.WARNING)  # Kedro's run logs would bury the study's progress bar
     project = args.project.resolve()
-    config = load_config(project, args.env)
+    config = load_config(project, args.env, args.grid)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="calibration-"))
     try:
         table = run_study(project, args.env, config, workdir.resolve())
