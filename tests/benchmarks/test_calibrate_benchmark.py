@@ -69,6 +69,16 @@ def test_an_envs_sections_replace_the_base_ones_and_the_criterion_stays(script):
     assert test["grid"] != base["grid"] and "pretrain.cross_domain_weight" not in test["grid"]
 
 
+def test_a_later_rounds_grid_is_searched_by_name_and_a_missing_one_is_named(script):
+    first, widened = script.load_config(REPO, "base"), script.load_config(REPO, "base", "widened_grid")
+    raw = yaml.safe_load((REPO / "conf/base/calibration.yml").read_text())["calibration"]
+    assert (first["grid"], first["grid_name"]) == (raw["grid"], "grid")
+    assert (widened["grid"], widened["grid_name"]) == (raw["widened_grid"], "widened_grid")
+    assert widened["criterion"] == first["criterion"]  # one criterion for every round
+    with pytest.raises(ValueError, match=r"calibration\.third_grid is missing"):
+        script.load_config(REPO, "base", "third_grid")
+
+
 @pytest.mark.slow
 def test_the_study_runs_at_test_size_on_val_only(tmp_path):
     output, workdir = tmp_path / "out", tmp_path / "work"
