@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from lipsum_ft.params.shared import CropScale, GroupParams, Strict
 
@@ -36,7 +36,7 @@ class PretrainParams(GroupParams):
     max_logit_scale: float = Field(100.0, gt=0)
     cross_domain_weight: float = Field(1.0, ge=0, le=1)
     # benchmark design (embedded only): web captions that name another class, and how much of each
-    # domain pretraining sees; 0 and {} give the clean, complete pretraining set
+    # domain pretraining sees; 0 and {} (or null) give the clean, complete pretraining set
     caption_noise: float = Field(0.0, ge=0, le=1)
     domain_shares: dict[str, Annotated[float, Field(ge=0, le=1)]] = {}
     captions: CaptionParams | None = None
@@ -45,6 +45,12 @@ class PretrainParams(GroupParams):
     dvclive_dir: str | None = None
     log_every: PositiveInt = 10
 
+    @field_validator("domain_shares", mode="before")
+    @classmethod
+    def _null_is_none(cls, value: object) -> object:
+        """null keeps every domain: an env over base (soft-merged) cannot empty base's dict, only null it."""
+        return {} if value is None else value
+
     @model_validator(mode="after")
     def _source_needs(self) -> PretrainParams:
         if self.source == "embedded" and self.captions is None:
@@ -52,6 +58,7 @@ class PretrainParams(GroupParams):
         if self.source == "open_clip" and (self.caption_noise or self.domain_shares):
             raise ValueError(
                 "pretrain.caption_noise and pretrain.domain_shares shape the embedded pretraining; "
-                "with pretrain.source 'open_clip' leave them at 0.0 and {}"
+                "with pretrain.source 'open_clip' set them to 0.0 and null (an env over base: null, "
+                "since merging cannot empty base's dict)"
             )
         return self

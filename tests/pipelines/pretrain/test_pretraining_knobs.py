@@ -49,12 +49,36 @@ def pretrained_on(frame: pd.DataFrame, monkeypatch, **knobs) -> dict:
     return seen
 
 
-def test_defaults_pass_every_pretrain_row_with_its_own_label(monkeypatch):
+@pytest.mark.parametrize("shares", [{}, None])
+def test_without_design_knobs_every_pretrain_row_passes_with_its_own_label(monkeypatch, shares):
     frame = manifest(4)
-    seen = pretrained_on(frame, monkeypatch)
+    seen = pretrained_on(frame, monkeypatch, caption_noise=0.0, domain_shares=shares)
     rows = frame[frame["split"] == "pretrain"]
     assert seen["paths"] == rows["path"].tolist()
     assert torch.equal(seen["labels"], torch.tensor(rows["label"].to_numpy()))
+
+
+def test_the_calibrated_defaults_never_show_pretraining_the_reference_domain(monkeypatch):
+    frame = manifest(4)
+    seen = pretrained_on(frame, monkeypatch)  # conf/base as committed (reports/calibration/wide)
+    rows = frame[(frame["split"] == "pretrain") & (frame["domain"] != "photo")]
+    assert seen["paths"] == rows["path"].tolist()
+    assert torch.equal(seen["labels"], torch.tensor(rows["label"].to_numpy()))
+
+
+@pytest.mark.parametrize("env", ["domainnet", "imagenet"])
+def test_real_weights_envs_null_the_embedded_design_and_setting_it_is_refused(env):
+    from kedro.config import OmegaConfigLoader
+
+    from lipsum_ft.params.pretrain import PretrainParams
+    from lipsum_ft.params.shared import parse
+    from lipsum_ft.settings import CONFIG_LOADER_ARGS
+
+    loader = OmegaConfigLoader(str(REPO / "conf"), **{**CONFIG_LOADER_ARGS, "default_run_env": env})
+    params = loader["parameters"]["pretrain"]
+    assert parse(PretrainParams, params).domain_shares == {}
+    with pytest.raises(ValueError, match="pretrain.caption_noise and pretrain.domain_shares"):
+        parse(PretrainParams, {**params, "domain_shares": {"real": 0.5}})
 
 
 def test_share_zero_decodes_no_reference_image_and_keeps_domain_indices(monkeypatch):
@@ -76,13 +100,13 @@ def test_share_half_decodes_half_of_the_reference_images(monkeypatch):
 def test_caption_noise_relabels_its_fraction_of_the_captions(monkeypatch):
     frame = manifest(40)
     rows = frame[frame["split"] == "pretrain"]
-    seen = pretrained_on(frame, monkeypatch, caption_noise=0.3)
+    seen = pretrained_on(frame, monkeypatch, caption_noise=0.3, domain_shares={})
     assert seen["paths"] == rows["path"].tolist()
     wrong = (seen["labels"].numpy() != rows["label"].to_numpy()).mean()
     assert abs(wrong - 0.3) <= 4 * math.sqrt(0.3 * 0.7 / len(rows))  # 1,200 captions: within 0.053
-    again = pretrained_on(frame, monkeypatch, caption_noise=0.3)
+    again = pretrained_on(frame, monkeypatch, caption_noise=0.3, domain_shares={})
     assert torch.equal(again["labels"], seen["labels"])
-    other_seed = pretrained_on(frame, monkeypatch, caption_noise=0.3, seed=1)
+    other_seed = pretrained_on(frame, monkeypatch, caption_noise=0.3, domain_shares={}, seed=1)
     assert not np.array_equal(other_seed["labels"].numpy(), seen["labels"].numpy())
 
 
