@@ -6,7 +6,6 @@ configuration is measured on val, judged by the committed criterion, and written
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import pytest
 import yaml
 
 from lipsum_ft.studies.calibration import CalibrationFigures, Criterion, meets_criterion
+from tests.benchmarks.script_loader import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "benchmarks/calibrate_benchmark.py"
@@ -24,12 +24,7 @@ SCRIPT = REPO / "benchmarks/calibrate_benchmark.py"
 
 @pytest.fixture
 def script(monkeypatch):
-    monkeypatch.syspath_prepend(str(SCRIPT.parent))  # as when run as a script: its helpers sit beside it
-    spec = importlib.util.spec_from_file_location("calibrate_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "calibrate_benchmark", module)  # its dataclasses look it up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script(monkeypatch, SCRIPT)
 
 
 def test_the_grid_expands_in_the_files_order_and_groups_by_pretrained_model(script):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import subprocess
@@ -13,16 +12,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.benchmarks.script_loader import load_script
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "benchmarks/carft_contexts.py"
-
-
-def load_script(monkeypatch):
-    monkeypatch.syspath_prepend(str(SCRIPT.parent))  # as when run as a script: its helpers sit beside it
-    spec = importlib.util.spec_from_file_location("carft_contexts", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_statistics_match_the_written_definitions(monkeypatch):
@@ -34,7 +27,7 @@ def test_statistics_match_the_written_definitions(monkeypatch):
         zero + torch.tensor([[0.0, 0.4, 0.0], [0.3, 0.0, 0.0], [0.0, 0.0, -0.5], [0.2, 0.0, 0.6]]), dim=-1
     )
     scale = 6.5
-    figures = load_script(monkeypatch).context_statistics(contexts, zero, {"ft": tuned}, scale)
+    figures = load_script(monkeypatch, SCRIPT).context_statistics(contexts, zero, {"ft": tuned}, scale)
 
     cosines = [float(contexts[i] @ contexts[j]) for i in range(3) for j in range(3) if i != j]
     p0 = [[math.exp(scale * float(z @ c)) for c in contexts] for z in zero]

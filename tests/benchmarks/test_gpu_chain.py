@@ -6,7 +6,6 @@ pipeline ran and was timed, both methods trained, and every variant was scored o
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -20,6 +19,7 @@ import pytest
 from PIL import Image
 
 from lipsum_ft.data.layout import FolderLayout, read_classnames, read_split_file
+from tests.benchmarks.script_loader import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "benchmarks/gpu_chain.py"
@@ -28,12 +28,7 @@ STAGES = ["data", "pretrain", "zeroshot", "finetune", "posthoc", "evaluate"]
 
 @pytest.fixture
 def script(monkeypatch):
-    monkeypatch.syspath_prepend(str(SCRIPT.parent))  # as when run as a script: its helpers sit beside it
-    spec = importlib.util.spec_from_file_location("gpu_chain", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "gpu_chain", module)  # its dataclasses look it up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script(monkeypatch, SCRIPT)
 
 
 def small_spec(script, seed: int = 0):

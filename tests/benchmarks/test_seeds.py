@@ -6,14 +6,13 @@ here the results of three seeds are constructed so that each paired difference i
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from lipsum_ft.studies.seed_intervals import paired_interval
+from tests.benchmarks.script_loader import load_script
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks/seeds.py"
 DOMAINS = [("photo", "reference"), ("sketch", "shift"), ("quickdraw", "shift")]
@@ -29,12 +28,7 @@ ACCURACY = {
 
 @pytest.fixture
 def seeds(monkeypatch):
-    monkeypatch.syspath_prepend(str(SCRIPT.parent))
-    spec = importlib.util.spec_from_file_location("seeds", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "seeds", module)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(monkeypatch, SCRIPT)
 
 
 def results() -> pd.DataFrame:
