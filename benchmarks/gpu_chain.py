@@ -15,10 +15,14 @@ batch, precision and devices for ``--device``.
 
 It writes a JSON: ``device``; ``stages`` (seconds per pipeline); ``train`` (per method: images/s of
 the steps after the first logged block, read from ``finetune_log`` as ``gpu_step.py`` reads the
-loop's log, the fraction of the bf16 peak that is, and peak GPU memory of the run); ``disk_bytes``
-(every file the run wrote under the scratch project, by folder); ``scored`` (every variant scored on
-every domain with finite metrics, read from the ``evaluation_results`` table). It exits 1 when that
-check fails. The compiled variants wait for ``finetune.compile``, which does not exist yet.
+loop's log, the fraction of the bf16 peak that is, and the run's peak GPU memory, which the loop
+records in each fine-tuned model's metadata); ``disk_bytes`` (every file the run wrote under the
+scratch project, by folder); ``scored`` (every variant scored on every domain with finite metrics,
+read from the ``evaluation_results`` table). It exits 1 when that check fails.
+
+With ``--compiled`` (the default on cuda) it then runs ``finetune`` once more with
+``finetune.compile: true`` and adds ``ft_compiled`` and ``lipsum_compiled`` to ``train``, their
+speed-up over eager, and how far each compiled loss curve is from the eager one (``curve``).
 
     .venv/bin/python benchmarks/gpu_chain.py --output gpu_chain.json        # on a GPU host: ViT-B/16,
         # random init, 40 classes x 6 domains of 300-500 px JPEGs, 300 steps at batch 256, bf16-mixed
@@ -39,9 +43,8 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +55,7 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "src"))  # this checkout's code, installed or not
+from lipsum_ft.posthoc.variant_names import variant_names  # noqa: E402
 from project_session import project_copy, project_session  # noqa: E402  (sets the telemetry variables)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,7 +78,6 @@ HUES = (  # (name, hue in [0, 1)) of the class colours; more hues than names get
     ("pink", 0.92),
 )
 METRICS = ("acc", "nll", "ece", "energy_gap", "feature_distortion")
-COMPILED = "not built: finetune.compile does not exist yet"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -565,50 +568,42 @@ def runtime_params(size: Size, root: Path, pretrained: str | None, device: str) 
     }
 
 
-@contextmanager
-def per_run_peak_memory(record: dict[str, float | None], on_gpu: bool) -> Iterator[None]:
-    """Peak GPU memory of each fine-tuning run (``training.runs.finetune_one``, which the ``finetune``
-    pipeline calls once per method in this process when ``devices`` is 1): reset before, read after."""
-    import torch
-
-    from lipsum_ft.training import runs
-
-    original = runs.finetune_one
-
-    def measured(method: str, *args: Any, **kwargs: Any):
-        if on_gpu:
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-        result = original(method, *args, **kwargs)
-        record[method] = torch.cuda.max_memory_allocated() / 2**30 if on_gpu else None
-        return result
-
-    runs.finetune_one = measured
-    try:
-        yield
-    finally:
-        runs.finetune_one = original
-
-
-def run_chain(project: Path, params: dict[str, Any], on_gpu: bool) -> tuple[dict[str, float], dict]:
-    """Each pipeline in its own session, in order: seconds per pipeline, peak memory per method."""
+def run_chain(
+    project: Path, params: dict[str, Any], on_gpu: bool, pipelines: Sequence[str]
+) -> dict[str, float]:
+    """Each pipeline in its own session, in order: seconds per pipeline."""
     import torch
 
     stages: dict[str, float] = {}
-    memory: dict[str, float | None] = {}
-    bar = tqdm(PIPELINES, desc="gpu chain", unit="stage")
+    bar = tqdm(pipelines, desc="gpu chain", unit="stage")
     for name in bar:
         bar.set_postfix(stage=name)
         if on_gpu:
             torch.cuda.synchronize()
         started = time.perf_counter()
-        with per_run_peak_memory(memory, on_gpu), project_session(project, ENV, params) as session:
+        with project_session(project, ENV, params) as session:
             session.run(pipeline_names=[name])
         if on_gpu:
             torch.cuda.synchronize()
         stages[name] = time.perf_counter() - started
     bar.close()
-    return stages, memory
+    return stages
+
+
+def run_outputs(project: Path, params: dict[str, Any]) -> dict[str, Any]:
+    """What the figures read from a finished run: the resolved parameters, the fine-tuning log, each
+    fine-tuned model's peak GPU memory (its metadata), the evaluation table and the domains."""
+    with project_session(project, ENV, params) as session:
+        context = session.load_context()
+        catalog = context.catalog
+        models = catalog.load("finetuned_clip")
+        return {
+            "params": context.params,
+            "log": catalog.load("finetune_log"),
+            "memory": {m: b.spec.extra["finetune"].get("peak_memory_gib") for m, b in models.items()},
+            "results": catalog.load("evaluation_results"),
+            "domains": sorted(set(catalog.load("manifest")["domain"])),
+        }
 
 
 def step_seconds(log: Any, method: str, batch: int, first_block: int) -> tuple[float, int, bool]:
@@ -656,7 +651,7 @@ def train_figures(
     out["lipsum_over_ft_time"] = out["lipsum"]["step_ms"] / out["ft"]["step_ms"]
     out["flops_lipsum_over_ft"] = flops["lipsum"] / flops["ft"]
     out["peak_tflops"] = peak_tflops if on_gpu else None
-    out["runs_measured"] = sorted(memory)  # the runs per_run_peak_memory saw (the finetune pipeline's)
+    out["runs_measured"] = sorted(memory)  # the fine-tuned models whose metadata was read
     if not on_gpu:
         out["why_null"] = (
             "fraction_of_peak is against a GPU's dense bf16 peak (--peak-tflops) and peak_memory_gib is "
@@ -689,14 +684,33 @@ def scored(results: Any, variants: Sequence[str], domains: Sequence[str]) -> dic
     }
 
 
-def expected_variants(methods: Sequence[str], alphas: Sequence[float]) -> list[str]:
-    """The variants the ``evaluate`` pipeline scores: zero-shot, each method, its WiSE grid and TPGM."""
-    return [
-        "zeroshot",
-        *methods,
-        *(f"wise-{m}-{a:.2f}" for m in methods for a in alphas),
-        *(f"tpgm-{m}" for m in methods),
-    ]
+def compiled_figures(
+    eager: Mapping[str, Any], compiled: Mapping[str, Any], curves: Mapping[str, Any]
+) -> dict:
+    """``ft_compiled`` and ``lipsum_compiled`` (the compiled run's ``train_figures``), each compiled
+    method's speed-up over eager and the distance between the two loss curves, and Lipsum-FT's
+    time ratio when both are compiled."""
+    out: dict[str, Any] = {}
+    for method in ("ft", "lipsum"):
+        out[f"{method}_compiled"] = {
+            **compiled[method],
+            "speedup_over_eager": eager[method]["step_ms"] / compiled[method]["step_ms"],
+            "curve": curves[method],
+        }
+    out["lipsum_over_ft_time_compiled"] = compiled["lipsum_over_ft_time"]
+    return out
+
+
+def loss_curves(eager_log: Any, compiled_log: Any, steps: int) -> dict[str, Any]:
+    """Per method, ``gpu_step.curve_difference`` of the eager and the compiled run's losses."""
+    from gpu_step import curve_difference
+
+    def losses(log: Any, method: str) -> list[float]:
+        return [float(v) for v in log[log["method"] == method].sort_values("step")["loss"]]
+
+    return {
+        m: curve_difference(losses(eager_log, m), losses(compiled_log, m), steps) for m in ("ft", "lipsum")
+    }
 
 
 def disk_bytes(project: Path) -> dict[str, int]:
@@ -737,15 +751,27 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     tree_s = time.perf_counter() - started
     project = project_copy(workdir / "project", ROOT)
     params = runtime_params(size, workdir / "domainnet", args.pretrained, args.device)
-    stages, memory = run_chain(project, params, on_gpu)
-    with project_session(project, ENV, params) as session:
-        context = session.load_context()
-        catalog, resolved = context.catalog, context.params
-        log = catalog.load("finetune_log")
-        results = catalog.load("evaluation_results")
-        domains = sorted(set(catalog.load("manifest")["domain"]))
+    stages = run_chain(project, params, on_gpu, PIPELINES)
+    run = run_outputs(project, params)
+    resolved = run["params"]
     methods = list(resolved["finetune"]["methods"])
-    check = scored(results, expected_variants(methods, resolved["posthoc"]["wise"]["alphas"]), domains)
+    names = variant_names(methods, resolved["posthoc"]["wise"]["alphas"])
+    check = scored(run["results"], names, run["domains"])
+    train = train_figures(
+        run["log"], resolved["finetune"], size.model, run["memory"], on_gpu, args.peak_tflops
+    )
+    disk = disk_bytes(project)  # before the compiled run, which rewrites the same files
+    compiled: dict[str, Any] | str = "not run (--no-compiled; the default off cuda)"
+    if args.compiled:
+        with_compile = {**params, "finetune": {**params["finetune"], "compile": True}}
+        seconds = run_chain(project, with_compile, on_gpu, ["finetune"])["finetune"]
+        again = run_outputs(project, with_compile)
+        figures = train_figures(
+            again["log"], resolved["finetune"], size.model, again["memory"], on_gpu, args.peak_tflops
+        )
+        curves = loss_curves(run["log"], again["log"], args.curve_steps)
+        train.update(compiled_figures(train, figures, curves))
+        compiled = {"finetune_seconds": seconds, "curve_steps": args.curve_steps}
     return {
         "device": args.device,
         "gpu": torch.cuda.get_device_name() if on_gpu else None,
@@ -764,9 +790,9 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         },
         "tree": {**described, "seconds": tree_s},
         "stages": stages,
-        "train": train_figures(log, resolved["finetune"], size.model, memory, on_gpu, args.peak_tflops),
-        "compiled": COMPILED,
-        "disk_bytes": disk_bytes(project),
+        "train": train,
+        "compiled": compiled,
+        "disk_bytes": disk,
         "scored": check,
     }
 
@@ -793,9 +819,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tree-workers", type=int, default=os.cpu_count() or 1, help="processes that render")
     parser.add_argument("--peak-tflops", type=float, default=989.0, help="H100/H200 SXM dense bf16 peak")
     parser.add_argument(
+        "--compiled",
+        action=argparse.BooleanOptionalAction,
+        help="also fine-tune with finetune.compile and compare (default: on cuda only)",
+    )
+    parser.add_argument("--curve-steps", type=int, default=50, help="steps of the eager/compiled curve check")
+    parser.add_argument(
         "--workdir", type=Path, help="tree and scratch project here (kept); default: a temporary folder"
     )
     args = parser.parse_args(argv)
+    if args.compiled is None:
+        args.compiled = args.device == "cuda"
     if args.pretrained and not Path(args.pretrained).is_file():
         parser.error(
             f"--pretrained {args.pretrained} is not a file (a local weights file; nothing is downloaded)"

@@ -10,7 +10,12 @@ it prints the estimate: FLOPs per step from the model's shapes,
 the step time at ``--mfu`` of ``--peak-tflops``, the wall time of DomainNet (5k steps) and ImageNet
 (50k steps), and the loader cores that images/s needs at ``--loader-per-core``.
 
+With ``--compile`` it also runs FT and Lipsum-FT with ``finetune.compile`` (torch.compile'd image
+towers), in the same process on the same GPU, and compares the two loss curves over the first
+``--curve-steps`` steps (eager against compiled: the largest relative difference of the loss).
+
     .venv/bin/python benchmarks/gpu_step.py                       # on a GPU host (a few minutes on an H200)
+    .venv/bin/python benchmarks/gpu_step.py --compile --output gpu_step.json
     .venv/bin/python benchmarks/gpu_step.py --device cpu --model TinyCLIP-ViT-P8-32 \
         --batch 8 --steps 3 --warmup 1
 """
@@ -81,8 +86,10 @@ def estimate(flops: dict[str, float], batch: int, peak: float, mfu: float, per_c
     return out
 
 
-def loop_step_ms(method: str, model, spec, head, data, classnames, args, on_gpu: bool) -> float:
-    """ms per step of the project's loop (``fit``) after ``warmup`` steps.
+def loop_step_ms(
+    method: str, model, spec, head, data, classnames, args, on_gpu: bool, compile: bool = False
+) -> tuple[float, list[float]]:
+    """ms per step of the project's loop (``fit``) after ``warmup`` steps, and the loss of every step.
 
     The loop reads its log from the device once every ``log_every`` steps and times each such block
     up to that read (which waits for the device); ``log_every = warmup`` puts the warm-up in the
@@ -100,12 +107,22 @@ def loop_step_ms(method: str, model, spec, head, data, classnames, args, on_gpu:
         crop_scale=(0.08, 1.0),
         accelerator="gpu" if on_gpu else "cpu",
         precision="bf16-mixed" if on_gpu else "32-true",
+        compile=compile,
     )
     objective = benchmark_objective(
         method, model, spec, head, classnames, config.steps, num_texts=args.texts, length=args.length
     )
     log = fit(objective, data, data, config).log
-    return 1000 * statistics.mean(args.batch / row["images_per_s"] for row in log[args.warmup :])
+    ms = 1000 * statistics.mean(args.batch / row["images_per_s"] for row in log[args.warmup :])
+    return ms, [row["loss"] for row in log]
+
+
+def curve_difference(eager: list[float], compiled: list[float], steps: int) -> dict[str, float]:
+    """The largest relative difference of the loss between two runs over their first ``steps`` steps
+    (bf16 keeps about 3 significant digits: a few 1e-3 is the same curve, 1e-1 is not)."""
+    pairs = list(zip(eager[:steps], compiled[:steps], strict=True))
+    worst = max(abs(a - b) / max(abs(a), 1e-12) for a, b in pairs)
+    return {"steps": len(pairs), "max_relative_loss_difference": worst}
 
 
 def main() -> None:
@@ -126,6 +143,10 @@ def main() -> None:
         help="training images/s one loader core gives (new path, natural JPEGs; README, loader cores)",
     )
     parser.add_argument("--output", type=Path, default=None, help="also write the JSON here")
+    parser.add_argument(
+        "--compile", action="store_true", help="also FT and Lipsum-FT with torch.compile'd image towers"
+    )
+    parser.add_argument("--curve-steps", type=int, default=50, help="steps of the eager/compiled curve check")
     args = parser.parse_args()
     on_gpu = args.device.startswith("cuda")
     model, spec = new_model(args.model, seed=0)
@@ -151,7 +172,9 @@ def main() -> None:
         "steps": args.steps,
         "gpu": torch.cuda.get_device_name() if on_gpu else None,
     }
-    for name in ("bare", "ft", "lipsum"):
+    runs = ["bare", "ft", "lipsum"] + (["ft_compiled", "lipsum_compiled"] if args.compile else [])
+    losses: dict[str, list[float]] = {}
+    for name in runs:
         if on_gpu:
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
@@ -160,16 +183,30 @@ def main() -> None:
                 model, head.to(args.device), data, args.batch, args.steps, args.warmup, args.device, on_gpu
             )
         else:
-            ms = loop_step_ms(name, model, spec, head, data, classnames, args, on_gpu)
+            method, compile = name.removesuffix("_compiled"), name.endswith("_compiled")
+            ms, losses[name] = loop_step_ms(
+                method, model, spec, head, data, classnames, args, on_gpu, compile
+            )
         results[f"{name}_step_ms"] = ms
         results[f"{name}_images_per_s"] = args.batch / (ms / 1000)
         results[f"{name}_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30 if on_gpu else None
     results["lipsum_over_ft_time"] = results["lipsum_step_ms"] / results["ft_step_ms"]
     results["ft_loop_over_bare_throughput"] = results["ft_images_per_s"] / results["bare_images_per_s"]
+    if args.compile:
+        results["lipsum_over_ft_time_compiled"] = (
+            results["lipsum_compiled_step_ms"] / results["ft_compiled_step_ms"]
+        )
+        for method in ("ft", "lipsum"):
+            results[f"{method}_compiled_speedup"] = (
+                results[f"{method}_step_ms"] / results[f"{method}_compiled_step_ms"]
+            )
+            results[f"{method}_compiled_curve"] = curve_difference(
+                losses[method], losses[f"{method}_compiled"], args.curve_steps
+            )
     peak = args.peak_tflops * 1e12
-    for name in ("ft", "lipsum"):
+    for name in [r for r in runs if r != "bare"]:
         seconds = results[f"{name}_step_ms"] / 1000
-        results[f"{name}_measured_mfu"] = flops[name] / seconds / peak
+        results[f"{name}_measured_mfu"] = flops[name.removesuffix("_compiled")] / seconds / peak
         results[f"{name}_measured_hours"] = {run: steps * seconds / 3600 for run, steps in RUNS.items()}
         results[f"{name}_measured_loader_cores"] = results[f"{name}_images_per_s"] / args.loader_per_core
     results["estimate"] = {

@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 from lipsum_ft.data.layout import FolderLayout, read_classnames, read_split_file
+from lipsum_ft.posthoc.variant_names import describe, variant_names
 from tests.benchmarks.script_loader import load_script
 
 REPO = Path(__file__).resolve().parents[2]
@@ -116,7 +117,7 @@ def test_images_carry_their_class_and_classes_differ(script):
 
 
 def test_a_missing_variant_or_a_nan_fails_the_check(script):
-    variants = script.expected_variants(["ft", "lipsum"], [0.0, 0.5])
+    variants = variant_names(["ft", "lipsum"], [0.0, 0.5])
     assert variants == [
         "zeroshot",
         "ft",
@@ -128,6 +129,10 @@ def test_a_missing_variant_or_a_nan_fails_the_check(script):
         "tpgm-ft",
         "tpgm-lipsum",
     ]
+    assert [describe(v)["kind"] for v in variants] == ["zeroshot"] + ["finetuned"] * 2 + ["wise"] * 4 + [
+        "tpgm"
+    ] * 2
+    assert [describe(v)["alpha"] for v in variants[3:7]] == [0.0, 0.5, 0.0, 0.5]  # names read back
     domains = ["real", "sketch"]
     rows = [
         {"variant": v, "domain": d, **{m: 0.5 for m in script.METRICS}} for v in variants for d in domains
@@ -160,7 +165,7 @@ def test_the_domainnet_chain_runs_on_cpu_end_to_end(tmp_path):
         assert train["fraction_of_peak"] is None and train["peak_memory_gib"] is None
     assert figures["train"]["runs_measured"] == ["ft", "lipsum"]
     assert "why_null" in figures["train"]
-    assert figures["compiled"].startswith("not built")
+    assert figures["compiled"].startswith("not run")
     check = figures["scored"]
     assert check["ok"] and not check["missing"] and not check["non_finite"]
     assert sorted(check["domains"]) == sorted(
@@ -181,3 +186,22 @@ def test_the_domainnet_chain_runs_on_cpu_end_to_end(tmp_path):
         rel_tol=1e-2,
     )
     assert not list(temporary.glob("gpu-chain-*"))  # the tree and the scratch project went with it
+
+
+def test_compiled_figures_compare_each_compiled_run_with_its_eager_run(script):
+    """Speed-up is eager time over compiled time; the curve check is the largest relative loss gap."""
+    steps = [1, 2, 3, 1, 2, 3]
+    methods = ["ft"] * 3 + ["lipsum"] * 3
+    eager = pd.DataFrame({"step": steps, "method": methods, "loss": [2.0, 1.5, 1.0, 3.0, 2.0, 1.6]})
+    compiled = eager.assign(loss=[2.0, 1.53, 1.0, 3.0, 2.0, 1.6])  # ft's step 2 is 2 % off
+    curves = script.loss_curves(eager, compiled.iloc[::-1], steps=3)  # read in step order
+    assert curves["ft"] == {"steps": 3, "max_relative_loss_difference": pytest.approx(0.02)}
+    assert curves["lipsum"]["max_relative_loss_difference"] == 0.0
+    assert script.loss_curves(eager, compiled, steps=2)["ft"]["steps"] == 2
+    timing = {"ft": {"step_ms": 100.0}, "lipsum": {"step_ms": 150.0}, "lipsum_over_ft_time": 1.5}
+    faster = {"ft": {"step_ms": 80.0}, "lipsum": {"step_ms": 110.0}, "lipsum_over_ft_time": 110.0 / 80.0}
+    out = script.compiled_figures(timing, faster, curves)
+    assert out["ft_compiled"]["speedup_over_eager"] == pytest.approx(1.25)
+    assert out["lipsum_compiled"]["speedup_over_eager"] == pytest.approx(150.0 / 110.0)
+    assert out["ft_compiled"]["step_ms"] == 80.0 and out["ft_compiled"]["curve"] == curves["ft"]
+    assert out["lipsum_over_ft_time_compiled"] == pytest.approx(1.375)

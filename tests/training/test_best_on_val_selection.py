@@ -119,6 +119,7 @@ def test_the_finetune_node_exports_the_best_state(setup, monkeypatch):
         "ft", params, ClipBundle(model=model, spec=spec), zeroshot, ["a", "b", "c", "d"], train, val
     )
     assert bundle.spec.extra["finetune"]["best_step"] == BEST
+    assert bundle.spec.extra["finetune"]["peak_memory_gib"] is None  # recorded; a CPU run has no GPU peak
     assert torch.equal(bundle.head["weight"], states[BEST]["head"])
     exported = {f"visual.{k}": v for k, v in bundle.model.visual.state_dict().items()}
     assert_state(exported, {k: v for k, v in states[BEST].items() if k.startswith("visual.")})

@@ -23,25 +23,12 @@ from lipsum_ft.clip.zeroshot import ClipClassifier, classifier_for
 from lipsum_ft.data.images import load_split_for
 from lipsum_ft.evaluation.scoring import DomainScores, score_variant, scoring_groups
 from lipsum_ft.params.evaluate import EvaluateParams
+from lipsum_ft.posthoc.variant_names import describe
 from lipsum_ft.training.guidance import RandomTokens
 
 Candidate = ClipClassifier | Mapping[str, torch.Tensor]
 Scored = TypeVar("Scored")
 Features = TypeVar("Features")
-
-
-def describe(name: str) -> dict[str, Any]:
-    """variant name -> (kind, method, alpha):
-    ``zeroshot``, ``<method>``, ``wise-<method>-<alpha>``, ``tpgm-<method>``.
-    """
-    if name == "zeroshot":
-        return {"kind": "zeroshot", "method": "zeroshot", "alpha": 0.0}
-    if name.startswith("wise-"):
-        _, method, alpha = name.split("-")
-        return {"kind": "wise", "method": method, "alpha": float(alpha)}
-    if name.startswith("tpgm-"):
-        return {"kind": "tpgm", "method": name[5:], "alpha": float("nan")}
-    return {"kind": "finetuned", "method": name, "alpha": 1.0}
 
 
 def energy_text_features(model: nn.Module, num_texts: int, length: int, seed: int) -> torch.Tensor:

@@ -124,6 +124,8 @@ class FinetuneParams(GroupParams):
     # auto: continue when a checkpoint of this run exists
     resume: bool | Literal["auto"] = False
     progress: bool = True
+    # torch.compile the image towers (the same computation, other kernels; README "The published run's time")
+    compile: bool = False
     # DVCLive folder of the pipeline's live curves (one series per run inside); null: none
     dvclive_dir: str | None = None
     lipsum: LipsumParams = LipsumParams()

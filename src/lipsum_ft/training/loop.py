@@ -78,6 +78,7 @@ class TrainConfig:
     # how long a collective (all-reduce, barrier) waits for the other ranks before this rank gives up
     process_group_timeout_s: float = 1800.0
     live: LiveSettings | None = None  # DVCLive curves (global rank 0); None: none
+    compile: bool = False  # torch.compile the image towers (``Objective.compile_towers``)
     identity: dict[str, Any] = field(default_factory=dict)  # settings beyond this config that shape the run
 
 
@@ -93,6 +94,7 @@ NOT_IDENTITY = frozenset(
         "progress",
         "process_group_timeout_s",
         "live",
+        "compile",  # the same computation, run by other kernels
     }
 )
 
@@ -113,6 +115,8 @@ class TrainResult:
     best_step: int
     best_val_acc: float
     log: list[dict[str, float]] = field(default_factory=list)
+    # the allocator's peak on this rank's GPU over the run (steps, validation, saves); None off GPU
+    peak_memory_gib: float | None = None
 
 
 @torch.no_grad()
@@ -254,6 +258,9 @@ class _RankTrainer:
         restored) and close with the best step and its validation accuracy.
         """
         config = self.config
+        on_gpu = self.fabric.device.type == "cuda"
+        if on_gpu:
+            torch.cuda.reset_peak_memory_stats(self.fabric.device)
         self.setup(objective)
         start = self.load()
         self.curves = curves_for(config.live, config.log_every, config.steps, self.fabric.is_global_zero)
@@ -266,12 +273,17 @@ class _RankTrainer:
                 "loss": self.result.log[-1]["loss"],
             }
         )
+        if on_gpu:
+            self.result.peak_memory_gib = torch.cuda.max_memory_allocated(self.fabric.device) / 2**30
         return self.result
 
     def setup(self, objective: Objective) -> None:
-        """Seed, build AdamW and its warm-up + cosine schedule, and hand model and optimizer to Fabric."""
+        """Seed, compile the towers when asked (here, on the rank: a compiled module does not cross a
+        spawn), build AdamW and its warm-up + cosine schedule, and hand model and optimizer to Fabric."""
         config = self.config
         self.fabric.seed_everything(config.seed)
+        if config.compile:
+            objective.compile_towers()
         self.module = objective
         optimizer = adamw(
             decay_groups(objective, config.weight_decay), lr=config.lr, betas=config.betas, eps=config.eps

@@ -120,6 +120,13 @@ class Objective(nn.Module):
         finally:
             torch.backends.mha.set_fastpath_enabled(fast_path)
 
+    def compile_towers(self) -> None:
+        """``torch.compile`` the trained and the frozen image tower in place (``nn.Module.compile``):
+        the bulk of every method's FLOPs. State-dict keys stay as they are, so checkpoints, resume and
+        ``export`` (whose deep copies run eagerly) are unchanged; the text tower stays eager."""
+        self.classifier.visual.compile()
+        self.reference.visual.compile()
+
     def export(self) -> tuple[nn.Module, torch.Tensor]:
         """The fine-tuned CLIP (zero-shot text tower, fine-tuned image tower) and its head weight."""
         model = copy.deepcopy(self.reference)

@@ -160,6 +160,7 @@ def finetune_one(
         "best_val_acc": result.best_val_acc,
         "reference_domain": params.reference_domain,
         "seconds": round(time.perf_counter() - started, 1),
+        "peak_memory_gib": result.peak_memory_gib,  # None off GPU
     }
     if method == "lipsum":
         info["guidance"] = params.lipsum.guidance

@@ -15,6 +15,7 @@ from lipsum_ft.data.images import load_split_for
 from lipsum_ft.params.posthoc import PosthocParams
 from lipsum_ft.params.shared import parse
 from lipsum_ft.posthoc.tpgm import learn_tpgm
+from lipsum_ft.posthoc.variant_names import tpgm_name, wise_name
 from lipsum_ft.posthoc.wise import wise
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def wise_models(
     params = parse(PosthocParams, posthoc)
     zero, tuned = _states(pretrained_clip, zeroshot_head, finetuned_clip)
     return {
-        f"wise-{method}-{alpha:.2f}": wise(zero, state, alpha)
+        wise_name(method, alpha): wise(zero, state, alpha)
         for method, state in tuned.items()
         for alpha in params.wise.alphas
     }
@@ -64,7 +65,7 @@ def tpgm_models(
     projected, summary = {}, {}
     for method, state in tuned.items():
         scratch = classifier_for(copy.deepcopy(pretrained_clip.model), zeroshot_head)
-        projected[f"tpgm-{method}"], projection = learn_tpgm(
+        projected[tpgm_name(method)], projection = learn_tpgm(
             scratch,
             zero,
             state,
