@@ -10,11 +10,17 @@ import pytest
 import torch
 
 from lipsum_ft.training.loop import fit, run_identity
-from tests.training.loop_helpers import assert_states_equal, config, make
+from tests.training.loop_helpers import config, make
 
 
 def compiled(module: torch.nn.Module) -> bool:
     return getattr(module, "_compiled_call_impl", None) is not None
+
+
+def distance(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    """The L2 distance between two states, over all their tensors."""
+    assert a.keys() == b.keys()
+    return float(torch.sqrt(sum(((a[k].double() - b[k].double()) ** 2).sum() for k in a)))
 
 
 @pytest.mark.slow
@@ -38,7 +44,13 @@ def test_a_compiled_lipsum_run_follows_the_eager_loss_curve_and_exports_its_trai
         )
     assert eager.log[0]["loss"] != pytest.approx(eager.log[-1]["loss"], abs=1e-3)
     assert result.best_step == eager.best_step
-    assert_states_equal(result.best_state, eager.best_state, rtol=1e-4, atol=1e-5)
+    # AdamW divides each gradient by its own running scale, so a rounding-level difference in a
+    # near-zero gradient moves that weight by up to lr: compare the two runs' weights against how far
+    # training moved them (an untrained or wrongly trained tower is a whole move away)
+    start = make(setup).trainable_state()
+    moved = distance(eager.best_state, start)
+    assert moved > 1e-2
+    assert distance(result.best_state, eager.best_state) < 0.01 * moved
     assert result.peak_memory_gib is None  # a CPU run has no allocator peak
 
     # export: an eager copy of its own, holding the best state (a copy that still called the
