@@ -590,17 +590,30 @@ def run_chain(
     return stages
 
 
+def peak_memory_of(models: Path) -> dict[str, float | None]:
+    """Each fine-tuned model's peak GPU memory, from its folder's config JSON alone (the metadata
+    ``finetune_one`` writes): the weights, 600 MB a ViT-B/16, are not read."""
+    from lipsum_ft.clip.backbone import CONFIG_FILE, ModelSpec
+
+    specs = {
+        folder.name: ModelSpec.from_json(json.loads((folder / CONFIG_FILE).read_text()))
+        for folder in sorted(models.iterdir())
+        if (folder / CONFIG_FILE).is_file()
+    }
+    return {method: spec.extra["finetune"].get("peak_memory_gib") for method, spec in specs.items()}
+
+
 def run_outputs(project: Path, params: dict[str, Any]) -> dict[str, Any]:
     """What the figures read from a finished run: the resolved parameters, the fine-tuning log, each
     fine-tuned model's peak GPU memory (its metadata), the evaluation table and the domains."""
     with project_session(project, ENV, params) as session:
         context = session.load_context()
         catalog = context.catalog
-        models = catalog.load("finetuned_clip")
+        models = project / context.config_loader["catalog"]["finetuned_clip"]["filepath"]
         return {
             "params": context.params,
             "log": catalog.load("finetune_log"),
-            "memory": {m: b.spec.extra["finetune"].get("peak_memory_gib") for m, b in models.items()},
+            "memory": peak_memory_of(models),
             "results": catalog.load("evaluation_results"),
             "domains": sorted(set(catalog.load("manifest")["domain"])),
         }
