@@ -9,12 +9,14 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from tests.kedro_helpers import copy_project, run_in
+from tests.scratch import scratch
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -26,11 +28,12 @@ def series(folder: Path, name: str) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory) -> Path:
+def prepared(request, tmp_path_factory) -> Iterator[Path]:
     """A test project after data, pretrain and zeroshot."""
-    project = copy_project(tmp_path_factory.mktemp("live") / "project")
-    run_in(project, ["data", "pretrain", "zeroshot"])
-    return project
+    with scratch(request, tmp_path_factory, "live") as folder:
+        project = copy_project(folder / "project")
+        run_in(project, ["data", "pretrain", "zeroshot"])
+        yield project
 
 
 def test_pretraining_streams_one_point_per_block(prepared):

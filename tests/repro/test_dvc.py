@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.repro.dvc_helpers import DVC, copy_project, sh, stages_run
+from tests.scratch import scratch
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def repo(reproduced, tmp_path_factory) -> Path:
-    return copy_project(reproduced[0], tmp_path_factory.mktemp("dvc") / "lipsum-ft")
+def repo(reproduced, request, tmp_path_factory) -> Iterator[Path]:
+    with scratch(request, tmp_path_factory, "dvc") as folder:
+        yield copy_project(reproduced[0], folder / "lipsum-ft")
 
 
 def test_repro_runs_the_chain_then_does_nothing_then_reruns_only_downstream_of_a_change(reproduced, repo):

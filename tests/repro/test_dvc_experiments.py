@@ -11,29 +11,32 @@ import os
 import re
 import shlex
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.repro.dvc_helpers import DVC, GIT, REPO, copy_project, sh, stages_run
+from tests.scratch import scratch
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def experiment(reproduced, tmp_path_factory) -> tuple[Path, str, str]:
+def experiment(reproduced, request, tmp_path_factory) -> Iterator[tuple[Path, str, str]]:
     """A copy of the session's reproduced project with its results committed, then one
     `dvc exp run evaluate -S ...` of the peak lr, which moves every fine-tuned number of the headline
     (the widest realistic table): the project, what the repro printed, and what the experiment printed."""
     source, repro = reproduced
-    root = copy_project(source, tmp_path_factory.mktemp("experiments") / "lipsum-ft")
-    sh(GIT + ["add", "-A"], root)
-    sh(GIT + ["commit", "-qm", "results"], root)
-    run = sh(
-        DVC + ["exp", "run", "evaluate", "-S", "conf/base/parameters_finetune.yml:finetune.lr=2.0e-4"],
-        root,
-    )
-    return root, repro, run
+    with scratch(request, tmp_path_factory, "experiments") as folder:
+        root = copy_project(source, folder / "lipsum-ft")
+        sh(GIT + ["add", "-A"], root)
+        sh(GIT + ["commit", "-qm", "results"], root)
+        run = sh(
+            DVC + ["exp", "run", "evaluate", "-S", "conf/base/parameters_finetune.yml:finetune.lr=2.0e-4"],
+            root,
+        )
+        yield root, repro, run
 
 
 def test_an_experiment_changes_one_line_and_reruns_only_the_chain_from_finetune(experiment):

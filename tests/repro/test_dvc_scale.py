@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,18 +16,20 @@ from omegaconf import OmegaConf
 from lipsum_ft.clip import backbone  # noqa: F401  (registers the packaged model configs with open_clip)
 from tests.pipelines.test_domainnet_env import tiny_domainnet_settings
 from tests.repro.dvc_helpers import BIN, DVC, GIT, copy_project, sh, stages_run
+from tests.scratch import scratch
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def repo(reproduced, tmp_path_factory) -> Path:
+def repo(reproduced, request, tmp_path_factory) -> Iterator[Path]:
     """The project as a fresh clone would have it (committed .dvc/config and its default remote),
     after one `dvc repro` of the embedded benchmark, its results committed."""
-    root = copy_project(reproduced[0], tmp_path_factory.mktemp("share") / "lipsum-ft")
-    sh(GIT + ["add", "-A"], root)
-    sh(GIT + ["commit", "-qm", "results"], root)
-    return root
+    with scratch(request, tmp_path_factory, "share") as folder:
+        root = copy_project(reproduced[0], folder / "lipsum-ft")
+        sh(GIT + ["add", "-A"], root)
+        sh(GIT + ["commit", "-qm", "results"], root)
+        yield root
 
 
 def test_push_then_clone_and_pull_gives_the_same_results_with_nothing_to_recompute(repo):
