@@ -593,10 +593,10 @@ def run_chain(
 def peak_memory_of(models: Path) -> dict[str, float | None]:
     """Each fine-tuned model's peak GPU memory, from its folder's config JSON alone (the metadata
     ``finetune_one`` writes): the weights, 600 MB a ViT-B/16, are not read."""
-    from lipsum_ft.clip.backbone import CONFIG_FILE, ModelSpec
+    from lipsum_ft.clip.backbone import CONFIG_FILE, read_spec
 
     specs = {
-        folder.name: ModelSpec.from_json(json.loads((folder / CONFIG_FILE).read_text()))
+        folder.name: read_spec(folder)
         for folder in sorted(models.iterdir())
         if (folder / CONFIG_FILE).is_file()
     }

@@ -10,6 +10,11 @@ it prints the estimate: FLOPs per step from the model's shapes,
 the step time at ``--mfu`` of ``--peak-tflops``, the wall time of DomainNet (5k steps) and ImageNet
 (50k steps), and the loader cores that images/s needs at ``--loader-per-core``.
 
+``lipsum_parts`` says where Lipsum-FT's time beyond FT's goes: each part of its regulariser timed
+on its own on the same batch (the text tower on this step's M texts, token draw and copy included;
+the frozen image tower; the scores and squared differences, forward and backward), beside what the
+FLOP count gives each part at FT's measured rate, and what the parts leave unexplained.
+
 With ``--compile`` it also runs FT and Lipsum-FT with ``finetune.compile`` (torch.compile'd image
 towers), in the same process on the same GPU, and compares the two loss curves over the first
 ``--curve-steps`` steps (eager against compiled: the largest relative difference of the loss).
@@ -26,6 +31,7 @@ import argparse
 import json
 import statistics
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -34,9 +40,10 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "src"))  # this checkout's code, installed or not
 from lipsum_ft.clip.backbone import new_model  # noqa: E402
-from lipsum_ft.data.images import InMemoryImages  # noqa: E402
+from lipsum_ft.data.images import InMemoryImages, normalize  # noqa: E402
 from lipsum_ft.training.loop import TrainConfig, fit  # noqa: E402
-from step_cost import bare_loop_ms, benchmark_objective  # noqa: E402
+from lipsum_ft.training.objectives import float32_scores, lipsum_regulariser  # noqa: E402
+from step_cost import bare_loop_ms, benchmark_objective, synchronize  # noqa: E402
 
 RUNS = {"domainnet": 5_000, "imagenet": 50_000}  # the paper's steps at batch 256
 
@@ -119,6 +126,68 @@ def loop_step_ms(
     return ms, [row["loss"] for row in log], result.peak_memory_gib
 
 
+def device_ms(work, repeats: int, warmup: int, device: str) -> float:
+    """ms per call of ``work()`` once the device has run it: ``warmup`` untimed calls, then the
+    device's queue drained before and after ``repeats`` timed calls (launch-bound work counts in full)."""
+    for _ in range(warmup):
+        work()
+    synchronize(device)
+    started = time.perf_counter()
+    for _ in range(repeats):
+        work()
+    synchronize(device)
+    return 1000 * (time.perf_counter() - started) / repeats
+
+
+def lipsum_parts(objective, images: torch.Tensor, repeats: int, warmup: int, device: str, bf16: bool) -> dict:
+    """ms of each part that Lipsum-FT adds to an FT step, each timed on its own under the run's autocast:
+    the M guidance texts through the frozen text tower (drawn on the host and copied, as in a step),
+    the frozen image tower on the batch, and the regulariser's scores and squared differences forward
+    and backward (into the trained features)."""
+    objective = objective.to(device)
+    autocast = torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=bf16)
+    features = objective.classifier.features(images).detach().requires_grad_(True)
+    texts = objective.text_features(0)
+    zero = objective.zero_shot_features(images)
+    step = iter(range(1, 10**9))
+
+    def text_tower():
+        with autocast:
+            objective.text_features(next(step))
+
+    def frozen_image_tower():
+        with autocast:
+            objective.zero_shot_features(images)
+
+    def regulariser():
+        scale = objective.classifier.logit_scale
+        lipsum_regulariser(
+            float32_scores(features, texts, scale), float32_scores(zero, texts, scale)
+        ).backward()
+
+    parts = {"text_tower": text_tower, "frozen_image_tower": frozen_image_tower, "regulariser": regulariser}
+    return {name: device_ms(work, repeats, warmup, device) for name, work in parts.items()}
+
+
+def lipsum_extra(results: dict, parts: dict[str, float], flops: dict[str, float], batch: int) -> dict:
+    """Lipsum-FT's measured extra time per step over FT, its parts, what the FLOP count gives each part
+    at FT's measured FLOP rate, and the extra that the parts leave unexplained (time between them:
+    launches, host work, lost overlap)."""
+    extra = results["lipsum_step_ms"] - results["ft_step_ms"]
+    ms_per_flop = results["ft_step_ms"] / flops["ft"]
+    return {
+        "measured_extra_ms": extra,
+        "flop_count_extra_ms": (flops["lipsum"] - flops["ft"]) * ms_per_flop,
+        "parts_ms": parts,
+        "parts_at_ft_rate_ms": {
+            "text_tower": flops["texts"] * ms_per_flop,
+            "frozen_image_tower": flops["image_forward"] * batch * ms_per_flop,
+            "regulariser": 0.0,  # two (batch, M) matmuls: nothing beside the towers
+        },
+        "unexplained_ms": extra - sum(parts.values()),
+    }
+
+
 def curve_difference(eager: list[float], compiled: list[float], steps: int) -> dict[str, float]:
     """The largest relative difference of the loss between two runs over their first ``steps`` steps
     (bf16 keeps about 3 significant digits: a few 1e-3 is the same curve, 1e-1 is not)."""
@@ -195,6 +264,12 @@ def main() -> None:
         results[f"{name}_images_per_s"] = args.batch / (ms / 1000)
         results[f"{name}_peak_gib"] = peak_gib
     results["lipsum_over_ft_time"] = results["lipsum_step_ms"] / results["ft_step_ms"]
+    objective = benchmark_objective(
+        "lipsum", model, spec, head, classnames, 1, num_texts=args.texts, length=args.length
+    )
+    images = normalize(data.images[: args.batch], data.mean, data.std)
+    parts = lipsum_parts(objective, images, args.steps, args.warmup, args.device, on_gpu)
+    results["lipsum_parts"] = lipsum_extra(results, parts, flops, args.batch)
     results["ft_loop_over_bare_throughput"] = results["ft_images_per_s"] / results["bare_images_per_s"]
     if args.compile:
         results["lipsum_over_ft_time_compiled"] = (

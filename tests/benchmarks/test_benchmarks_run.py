@@ -37,3 +37,14 @@ def test_gpu_step_runs_on_cpu_with_a_tiny_batch(tmp_path):
     for name in ("bare", "ft", "lipsum"):
         assert figures[f"{name}_images_per_s"] > 0
     assert figures["precision"] == "32-true" and figures["gpu"] is None
+    parts = figures["lipsum_parts"]  # where Lipsum-FT's time beyond FT's goes
+    assert set(parts["parts_ms"]) == {"text_tower", "frozen_image_tower", "regulariser"}
+    assert all(ms > 0 for ms in parts["parts_ms"].values())
+    extra = figures["lipsum_step_ms"] - figures["ft_step_ms"]
+    assert parts["measured_extra_ms"] == pytest.approx(extra, abs=2e-3)  # the JSON rounds to 1e-3
+    assert parts["unexplained_ms"] == pytest.approx(extra - sum(parts["parts_ms"].values()), abs=5e-3)
+    # the FLOP count's parts: the frozen image tower is one forward of the batch, a third of FT's
+    # forward + backward, so at FT's rate it costs a third of FT's step
+    assert parts["parts_at_ft_rate_ms"]["frozen_image_tower"] == pytest.approx(
+        figures["ft_step_ms"] / 3, rel=1e-3
+    )

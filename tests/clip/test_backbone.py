@@ -6,7 +6,15 @@ import open_clip
 import pytest
 import torch
 
-from lipsum_ft.clip.backbone import ClipBundle, load_bundle, load_open_clip, new_model, save_bundle
+from lipsum_ft.clip.backbone import (
+    WEIGHTS_FILE,
+    ClipBundle,
+    load_bundle,
+    load_open_clip,
+    new_model,
+    read_spec,
+    save_bundle,
+)
 
 
 def assert_same_state(a: torch.nn.Module, b: torch.nn.Module) -> None:
@@ -25,6 +33,18 @@ def test_round_trip_is_exact_and_loads_in_plain_open_clip(tmp_path):
     assert torch.equal(loaded.head["weight"], head["weight"])
     assert loaded.spec.to_json() == spec.to_json()
     assert_same_state(model, open_clip.create_model(f"local-dir:{tmp_path / 'm'}"))
+
+
+def test_the_spec_reads_back_without_the_weights_and_a_missing_config_is_named(tmp_path):
+    model, spec = new_model("TinyCLIP-ViT-P8-32", seed=1)
+    spec.extra["finetune"] = {"peak_memory_gib": 17.25}  # run metadata travels in the config
+    save_bundle(ClipBundle(model, spec), tmp_path / "m")
+    (tmp_path / "m" / WEIGHTS_FILE).unlink()  # read_spec must not touch the weights
+    assert read_spec(tmp_path / "m").to_json() == spec.to_json()
+    assert read_spec(tmp_path / "m").extra["finetune"]["peak_memory_gib"] == 17.25
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="empty/open_clip_config.json is missing"):
+        read_spec(tmp_path / "empty")
 
 
 def test_failed_save_leaves_the_old_folder_intact(tmp_path, monkeypatch):

@@ -155,13 +155,18 @@ def _cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
 
 
+def read_spec(folder: Path) -> ModelSpec:
+    """The ``ModelSpec`` that ``save_bundle`` wrote into ``folder``, without reading the weights."""
+    config_path = Path(folder) / CONFIG_FILE
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{config_path} is missing: {folder} is not a saved open_clip model folder")
+    return ModelSpec.from_json(json.loads(config_path.read_text()))
+
+
 def load_bundle(folder: Path) -> ClipBundle:
     """Rebuild what ``save_bundle`` wrote (strict: every tensor must match the architecture)."""
     folder = Path(folder)
-    config_path = folder / CONFIG_FILE
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{config_path} is missing: {folder} is not a saved open_clip model folder")
-    spec = ModelSpec.from_json(json.loads(config_path.read_text()))
+    spec = read_spec(folder)
     model = build_model(spec)
     model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)), strict=True)
     head = load_file(str(folder / HEAD_FILE)) if (folder / HEAD_FILE).is_file() else None

@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from lipsum_ft.posthoc.variant_names import without_alpha
+
 
 def domain_table(title: str, results: Mapping[str, Mapping[str, float]], reference: str | None = None) -> str:
     """A Markdown table, one row per domain (accuracy/ECE in %, NLL raw), plus the mean over domains."""
@@ -122,10 +124,7 @@ def headline_metrics(
     """
     summary = variant_summary(results)
     kept = summary.set_index("variant").loc[reported_variants(summary, alpha)]
-    names = {
-        (f"wise-{row.method}" if row.kind == "wise" else variant): variant
-        for variant, row in zip(kept.index, kept.itertuples(), strict=True)
-    }
+    names = {without_alpha(variant): variant for variant in kept.index}
     out: dict[str, dict[str, float]] = {}
     for name, variant in names.items():  # the summary table's order: zero-shot, methods, WiSE, TPGM
         for number, column in HEADLINE_NUMBERS.items():

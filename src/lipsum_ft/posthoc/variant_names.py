@@ -8,9 +8,10 @@ from collections.abc import Iterable
 from typing import Any
 
 
-def wise_name(method: str, alpha: float) -> str:
-    """WiSE of ``method`` at ``alpha``: ``wise-<method>-<alpha to two decimals>``."""
-    return f"wise-{method}-{alpha:.2f}"
+def wise_name(method: str, alpha: float | None) -> str:
+    """WiSE of ``method`` at ``alpha``: ``wise-<method>-<alpha to two decimals>``; ``wise-<method>``
+    for ``alpha=None`` (where the alpha is given elsewhere and a dot would read as nesting: DVC keys)."""
+    return f"wise-{method}" if alpha is None else f"wise-{method}-{alpha:.2f}"
 
 
 def tpgm_name(method: str) -> str:
@@ -28,6 +29,12 @@ def variant_names(methods: Iterable[str], alphas: Iterable[float]) -> list[str]:
         *(wise_name(method, alpha) for method in methods for alpha in alphas),
         *(tpgm_name(method) for method in methods),
     ]
+
+
+def without_alpha(name: str) -> str:
+    """``name`` with a WiSE variant's alpha left out (``wise-lipsum-0.50`` -> ``wise-lipsum``)."""
+    described = describe(name)
+    return wise_name(described["method"], None) if described["kind"] == "wise" else name
 
 
 def describe(name: str) -> dict[str, Any]:

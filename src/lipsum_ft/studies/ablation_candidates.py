@@ -22,6 +22,7 @@ from lipsum_ft.evaluation.scoring import scoring_groups
 from lipsum_ft.evaluation.variants import classifiers, energy_text_features, scored_in_order
 from lipsum_ft.params.ablation import AblationParams
 from lipsum_ft.params.evaluate import EvaluateParams
+from lipsum_ft.posthoc.variant_names import describe
 from lipsum_ft.posthoc.wise import wise
 from lipsum_ft.studies.outcomes import classifier_outcomes, outcome_frame
 from lipsum_ft.studies.selection import label_free_energy_gap, unlabelled_features
@@ -43,8 +44,12 @@ def candidate_states(
             description = {"source": "study", "run": run, **setting, "alpha": alpha}
             yield f"{run}@{alpha:.2f}", description, wise(zero, tuned, alpha)
     for variant, state in tpgm_models.items():
-        method = variant.removeprefix("tpgm-")
-        description = {"source": "chain", "setting": variant, "method": method, "alpha": np.nan}
+        description = {
+            "source": "chain",
+            "setting": variant,
+            "method": describe(variant)["method"],
+            "alpha": np.nan,
+        }
         yield f"chain/{variant}", description, state
 
 

@@ -64,6 +64,17 @@ def widened(x: torch.Tensor) -> torch.Tensor:
     return x if x.dtype == torch.float64 else x.float()
 
 
+def queued_to(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``tensor`` (drawn on the host this step) on ``device`` without waiting for the device.
+
+    A plain copy from pageable host memory to a GPU blocks the host until the GPU's queue has drained,
+    once per step; a copy from pinned memory is queued like a kernel, so the host stays ahead.
+    """
+    if device.type != "cuda" or tensor.device.type != "cpu":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
 def float32_scores(features: torch.Tensor, texts: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """``scale * features @ texts.T`` computed in float32 (inputs cast up, autocast off)."""
     with full_precision(features.device):
@@ -288,14 +299,16 @@ class Lipsum(Objective):
 
     def _encode(self, tokens: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return F.normalize(encode_tokens(self.reference, tokens.to(self.classifier.head.device)), dim=-1)
+            return F.normalize(
+                encode_tokens(self.reference, queued_to(tokens, self.classifier.head.device)), dim=-1
+            )
 
     def text_features(self, step: int) -> torch.Tensor:
         """(M, dim) unit text features of the frozen text tower for ``step``'s guidance texts."""
         if isinstance(self.guidance, FixedPool):
             if self._pool_features is None:
                 self._pool_features = self._encode(self.guidance.pool)
-            return self._pool_features[self.guidance.indices(step).to(self._pool_features.device)]
+            return self._pool_features[queued_to(self.guidance.indices(step), self._pool_features.device)]
         return self._encode(self.guidance.tokens(step))
 
     def regulariser(self, images, features, step):
@@ -363,9 +376,10 @@ class FLYP(Objective):
         return F.normalize(features.reshape(k, self.template_count, -1).mean(dim=1), dim=-1).T
 
     def forward(self, images, labels, step):
-        picks = torch.randint(
-            self.template_count, (labels.shape[0],), generator=step_generator(self.seed, step)
-        ).to(labels.device)
+        picks = queued_to(
+            torch.randint(self.template_count, (labels.shape[0],), generator=step_generator(self.seed, step)),
+            labels.device,
+        )
         texts = self.class_tokens[labels * self.template_count + picks]
         image_features = self.classifier.features(images)
         text_features = F.normalize(self.student.encode_text(texts), dim=-1)

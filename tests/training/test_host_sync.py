@@ -1,0 +1,76 @@
+"""On a GPU, a fine-tuning step queues its work without waiting for the device.
+
+A host sync inside the step (a blocking copy of this step's random tokens, an ``.item()``) stalls the
+host until the GPU's queue drains, so the GPU idles while the host launches the rest of the step;
+small launch-bound kernels such as Lipsum-FT's text tower then cost their launch time in full.
+``torch.cuda.set_sync_debug_mode("error")`` turns any such sync into an error. Runs where CUDA is
+present (the device check); skipped elsewhere.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lipsum_ft.training.objectives import queued_to
+from lipsum_ft.training.schedule import adamw, decay_groups
+from tests.training.loop_helpers import make
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+TEMPLATES = ["a photo of a {}.", "a drawing of a {}."]
+
+STEPS = [  # every objective with per-step host work, and FT as the plain case
+    ("ft", {}),
+    ("lipsum", {}),
+    ("lipsum", {"guidance": "random_words"}),
+    ("lipsum", {"guidance": "class_free_captions", "templates": TEMPLATES}),
+    ("lipsum", {"guidance": "fixed_pool", "pool_size": 32}),
+    ("flyp", {"templates": TEMPLATES}),
+    ("carft", {"templates": TEMPLATES}),
+    ("kd", {}),
+    ("l2sp", {}),
+    ("lpft", {"lp_fraction": 0.5}),
+]
+
+
+IDS = [f"{method}-{settings.get('guidance', 'default')}" for method, settings in STEPS]
+
+
+def train_step(objective, optimizer, images, labels, step: int) -> None:
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        loss, _ = objective(images, labels, step)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+@cuda
+@pytest.mark.parametrize(("method", "settings"), STEPS, ids=IDS)
+def test_a_training_step_queues_without_a_host_sync(setup, method, settings):
+    objective = make(setup, method, **settings).cuda()
+    optimizer = adamw(decay_groups(objective, 0.1), lr=1e-4, betas=(0.9, 0.98), eps=1e-6)
+    images = torch.randn(8, 3, 32, 32, device="cuda")
+    labels = torch.arange(8, device="cuda") % 4
+    train_step(objective, optimizer, images, labels, 0)  # lazy initialisation and caches may sync once
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for step in (1, 2, 3):
+            train_step(objective, optimizer, images, labels, step)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    torch.cuda.synchronize()
+
+
+@cuda
+def test_queued_copies_arrive_intact():
+    tokens = torch.randint(0, 49406, (80, 10), generator=torch.Generator().manual_seed(0))
+    copied = queued_to(tokens, torch.device("cuda"))
+    assert copied.device.type == "cuda"
+    assert torch.equal(copied.cpu(), tokens)
+
+
+def test_off_the_gpu_a_queued_copy_is_a_plain_move():
+    tokens = torch.arange(6).reshape(2, 3)
+    moved = queued_to(tokens, torch.device("cpu"))
+    assert moved is tokens  # same device: no copy, as tensor.to
