@@ -12,7 +12,7 @@ export DVC_NO_ANALYTICS := 1
 export DVC_STUDIO_OFFLINE := 1
 export MPLBACKEND := Agg
 
-.PHONY: setup run test lint format viz viz-build repro push pull readme clean-data mutate mutate-results
+.PHONY: setup run test lint format viz viz-build repro push pull readme clean-data mutate mutate-results device-wheels
 
 setup: $(STAMP)
 
@@ -70,6 +70,10 @@ pull: setup
 
 readme:
 	$(BIN)/python -m lipsum_ft.readme
+
+# Wheels of what the device machines' image lacks, for benchmarks/device_check.sh (README, GPU check).
+device-wheels: setup
+	$(BIN)/python benchmarks/device_wheels.py
 
 clean-data:
 	rm -rf data/01_raw/digit_domains data/02_intermediate/* data/08_reporting/*

@@ -21,6 +21,24 @@ def copy_project(target: Path) -> Path:
     return target
 
 
+ZEROSHOT_INPUTS = (  # what finetune reads: the data, the zero-shot model and its head
+    "data/01_raw",
+    "data/02_intermediate",
+    "data/06_models/pretrained_clip",
+    "data/06_models/zeroshot_head.safetensors",
+)
+
+
+def linked_after_zeroshot(chain: Path, target: Path) -> Path:
+    """A fresh project whose data and zero-shot model are links to ``chain``'s: a run from finetune on
+    writes only into ``target``, without paying for data and pretraining again."""
+    project = copy_project(target)
+    for relative in ZEROSHOT_INPUTS:
+        (project / relative).parent.mkdir(parents=True, exist_ok=True)
+        (project / relative).symlink_to(chain / relative)
+    return project
+
+
 def run_in(project: Path, pipelines: list[str] | None = None, env: str = "test", **runtime_params):
     """``kedro run --env=<env>`` inside ``project`` (relative catalog paths resolve there)."""
     previous = os.getcwd()

@@ -1,22 +1,19 @@
-"""Live curves of a real `kedro run --env=test`: pretraining and fine-tuning write DVCLive series fed
-by the rows of their own log datasets, one point per log block plus the val points, and the series
-grow while the run is still going."""
+"""Live curves of a real `kedro run --env=test` (the session's chain): pretraining and fine-tuning write
+DVCLive series fed by the rows of their own log datasets, one point per log block plus the val points,
+and the series grow while the run is still going."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.kedro_helpers import copy_project, run_in
-from tests.scratch import scratch
+from tests.kedro_helpers import linked_after_zeroshot
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -27,27 +24,17 @@ def series(folder: Path, name: str) -> pd.DataFrame:
     return pd.read_csv(folder / "plots" / "metrics" / f"{name}.tsv", sep="\t")
 
 
-@pytest.fixture(scope="module")
-def prepared(request, tmp_path_factory) -> Iterator[Path]:
-    """A test project after data, pretrain and zeroshot."""
-    with scratch(request, tmp_path_factory, "live") as folder:
-        project = copy_project(folder / "project")
-        run_in(project, ["data", "pretrain", "zeroshot"])
-        yield project
-
-
-def test_pretraining_streams_one_point_per_block(prepared):
-    log = pd.read_csv(prepared / "data/08_reporting/pretrain_log.csv")
-    loss = series(prepared / "dvclive/pretrain", "train/loss")
+def test_pretraining_streams_one_point_per_block(chain):
+    log = pd.read_csv(chain / "data/08_reporting/pretrain_log.csv")
+    loss = series(chain / "dvclive/pretrain", "train/loss")
     assert loss["step"].tolist() == [50, 100, 150, 200, 250, 300]  # conf/test: 300 steps, log_every 50
     assert loss["loss"].tolist() == pytest.approx(log.set_index("step").loc[loss["step"], "loss"].tolist())
-    assert set(series(prepared / "dvclive/pretrain", "train/logit_scale")["step"]) == set(loss["step"])
+    assert set(series(chain / "dvclive/pretrain", "train/logit_scale")["step"]) == set(loss["step"])
 
 
-def test_fine_tuning_streams_the_rows_of_its_log_one_per_block_and_the_val_points(prepared):
-    run_in(prepared, ["finetune"])
-    log = pd.read_csv(prepared / "data/08_reporting/finetune_log.csv")
-    folder = prepared / "dvclive/finetune"
+def test_fine_tuning_streams_the_rows_of_its_log_one_per_block_and_the_val_points(chain):
+    log = pd.read_csv(chain / "data/08_reporting/finetune_log.csv")
+    folder = chain / "dvclive/finetune"
     for method in ("ft", "lipsum"):
         rows = log[log["method"] == method].set_index("step")
         loss = series(folder, f"{method}-seed0/train/loss")
@@ -59,8 +46,8 @@ def test_fine_tuning_streams_the_rows_of_its_log_one_per_block_and_the_val_point
     assert (folder / "plots/metrics/lipsum-seed0/train/reg.tsv").is_file()  # each loss term
 
 
-def test_the_series_grow_while_the_run_goes(prepared):
-    shutil.rmtree(prepared / "dvclive/finetune", ignore_errors=True)
+def test_the_series_grow_while_the_run_goes(chain, tmp_path):
+    prepared = linked_after_zeroshot(chain, tmp_path / "project")
     curve = prepared / "dvclive/finetune/plots/metrics/ft-seed0/train/loss.tsv"
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
     params = "finetune.method=ft,finetune.steps=240,finetune.eval_every=80,finetune.checkpoint_every=0"

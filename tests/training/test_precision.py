@@ -140,14 +140,9 @@ def test_the_conf_test_chain_runs_with_bf16_mixed_fine_tuning_and_mars_tpgm(chai
 
     import pandas as pd
 
-    from tests.kedro_helpers import copy_project, run_in
+    from tests.kedro_helpers import linked_after_zeroshot, run_in
 
-    project = copy_project(tmp_path / "project")
-    for relative in ("data/01_raw", "data/02_intermediate", "data/06_models/pretrained_clip"):
-        (project / relative).parent.mkdir(parents=True, exist_ok=True)
-        (project / relative).symlink_to(chain / relative)
-    head = "data/06_models/zeroshot_head.safetensors"
-    (project / head).symlink_to(chain / head)
+    project = linked_after_zeroshot(chain, tmp_path / "project")
     run_in(
         project,
         ["finetune", "posthoc", "evaluate"],

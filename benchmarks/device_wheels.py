@@ -1,0 +1,125 @@
+r"""Wheels for the GPU check on a lent device machine, which reaches no package registry.
+
+The device image ('cuda': Python 3.12, its own torch, torchvision, numpy, pandas, lightning, ...) lacks
+Kedro, Great Expectations, DVCLive, open_clip and the rest of what the project's pipelines import.
+This walks the project's runtime requirements as installed in this checkout's ``.venv`` (with the
+extras that ``pyproject.toml`` asks for), leaves out the torch stack, Kedro-Viz, and every package that
+``benchmarks/device_image_packages.txt`` lists as already in the image, and downloads the same
+versions as Python 3.12 manylinux wheels (no dependencies resolved: the walk gave them) into
+``--dest``. ``benchmarks/device_check.sh`` installs them there with ``pip --no-index --no-deps``.
+
+    .venv/bin/python benchmarks/device_wheels.py --dest .device/wheels     # then carry .device
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata as metadata
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from packaging.requirements import Requirement
+
+REPO = Path(__file__).resolve().parents[1]
+PROJECT = "lipsum-ft"
+TORCH_STACK = {"torch", "torchvision", "triton"}  # the image's own builds are used
+LEFT_OUT = {"kedro-viz"}  # a viewer, not run by the check (it would bring a web server's packages)
+PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "linux_x86_64")
+MARKER_ENVIRONMENT = {"python_version": "3.12", "python_full_version": "3.12.3", "sys_platform": "linux"}
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def image_packages(path: Path) -> set[str]:
+    """The image's packages, one name per line (``#`` comments allowed)."""
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return {canonical(line) for line in lines if line}
+
+
+def runtime_closure(root: str, left_out: set[str]) -> dict[str, str]:
+    """name -> installed version of ``root`` and everything its runtime requirements pull in, with
+    the extras each requirement names (markers evaluated for Linux, Python 3.12; no 'dev' extra),
+    except ``left_out`` and what only they pull in."""
+    found: dict[str, str] = {}
+    pending: list[tuple[str, frozenset[str]]] = [(root, frozenset())]
+    seen: set[tuple[str, frozenset[str]]] = set()
+    while pending:
+        name, extras = pending.pop()
+        if (canonical(name), extras) in seen:
+            continue
+        seen.add((canonical(name), extras))
+        distribution = metadata.distribution(name)
+        found[canonical(name)] = distribution.version
+        for line in distribution.requires or []:
+            requirement = Requirement(line)
+            marker = requirement.marker
+            wanted = marker is None or any(
+                marker.evaluate({**MARKER_ENVIRONMENT, "extra": extra}) for extra in (extras or {""})
+            )
+            if wanted and canonical(requirement.name) not in left_out:
+                pending.append((requirement.name, frozenset(requirement.extras)))
+    found.pop(canonical(root))
+    return found
+
+
+def pip(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True)
+
+
+def fetch(pin: str, dest: Path) -> str:
+    """``pin``'s Python 3.12 manylinux wheel into ``dest``, or, for a pure-Python package published
+    only as source (omegaconf's antlr4 runtime), a universal wheel built from it; how it came."""
+    platforms = [arg for platform in PLATFORMS for arg in ("--platform", platform)]
+    got = pip(
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--python-version",
+        "3.12",
+        "--implementation",
+        "cp",
+        *platforms,
+        "--dest",
+        str(dest),
+        pin,
+    )
+    if got.returncode == 0:
+        return "wheel"
+    before = set(dest.glob("*.whl"))
+    built = pip("wheel", "--no-deps", "--wheel-dir", str(dest), pin)
+    new = set(dest.glob("*.whl")) - before
+    if built.returncode != 0 or not new or not all(w.name.endswith("-none-any.whl") for w in new):
+        for wheel in new:
+            wheel.unlink()
+        raise SystemExit(f"{pin}: no Python 3.12 wheel, and no pure-Python build:\n{got.stderr[-800:]}")
+    return "built"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dest", type=Path, default=REPO / ".device" / "wheels")
+    parser.add_argument("--image", type=Path, default=REPO / "benchmarks" / "device_image_packages.txt")
+    parser.add_argument("--budget-mib", type=float, default=48.0, help="what may travel beside the repo")
+    args = parser.parse_args()
+    present = image_packages(args.image) | TORCH_STACK
+    closure = runtime_closure(PROJECT, LEFT_OUT)
+    missing = {name: version for name, version in sorted(closure.items()) if name not in present}
+    args.dest.mkdir(parents=True, exist_ok=True)
+    how = {name: fetch(f"{name}=={version}", args.dest) for name, version in missing.items()}
+    wheels = sorted(args.dest.glob("*.whl"))
+    size = sum(w.stat().st_size for w in wheels) / 2**20
+    print(f"{len(missing)} packages beyond the image, {len(wheels)} wheels, {size:.1f} MiB in {args.dest}")
+    for name, version in missing.items():
+        print(f"  {name}=={version} ({how[name]})")
+    if size > args.budget_mib:
+        raise SystemExit(
+            f"{size:.1f} MiB of wheels exceed --budget-mib {args.budget_mib}: the call carries 64 MiB"
+        )
+
+
+if __name__ == "__main__":
+    main()
