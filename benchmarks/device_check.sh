@@ -17,7 +17,7 @@ OUT=${OUT:-/tmp/device_check}
 mkdir -p "$OUT"
 what=${1:?usage: device_check.sh step|chain}
 
-site=.device/site  # installed once per machine; ignored build outputs stay while it is warm
+site=.device-site  # installed once per machine (ignored outputs stay while it is warm), never carried
 if [ ! -f "$site/.installed" ]; then
     ls .device/wheels/*.whl >/dev/null || { echo "no .device/wheels: run benchmarks/device_wheels.py here first" >&2; exit 2; }
     python3 -m pip install --quiet --no-index --no-deps --target "$site" .device/wheels/*.whl
