@@ -595,12 +595,11 @@ def peak_memory_of(models: Path) -> dict[str, float | None]:
     ``finetune_one`` writes): the weights, 600 MB a ViT-B/16, are not read."""
     from lipsum_ft.clip.backbone import CONFIG_FILE, read_spec
 
-    specs = {
-        folder.name: read_spec(folder)
+    return {
+        folder.name: read_spec(folder).extra["finetune"].get("peak_memory_gib")
         for folder in sorted(models.iterdir())
         if (folder / CONFIG_FILE).is_file()
     }
-    return {method: spec.extra["finetune"].get("peak_memory_gib") for method, spec in specs.items()}
 
 
 def run_outputs(project: Path, params: dict[str, Any]) -> dict[str, Any]:

@@ -146,7 +146,9 @@ def lipsum_parts(objective, images: torch.Tensor, repeats: int, warmup: int, dev
     and backward (into the trained features)."""
     objective = objective.to(device)
     autocast = torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=bf16)
-    features = objective.classifier.features(images).detach().requires_grad_(True)
+    with torch.no_grad():  # a leaf for the regulariser's backward, without a tower graph to drop
+        features = objective.classifier.features(images)
+    features.requires_grad_(True)
     texts = objective.text_features(0)
     zero = objective.zero_shot_features(images)
     step = iter(range(1, 10**9))
