@@ -42,7 +42,6 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "src"))  # this checkout's co
 from lipsum_ft.clip.backbone import new_model  # noqa: E402
 from lipsum_ft.data.images import InMemoryImages, normalize  # noqa: E402
 from lipsum_ft.training.loop import TrainConfig, fit  # noqa: E402
-from lipsum_ft.training.objectives import float32_scores, lipsum_regulariser  # noqa: E402
 from step_cost import bare_loop_ms, benchmark_objective, synchronize  # noqa: E402
 
 RUNS = {"domainnet": 5_000, "imagenet": 50_000}  # the paper's steps at batch 256
@@ -162,10 +161,7 @@ def lipsum_parts(objective, images: torch.Tensor, repeats: int, warmup: int, dev
             objective.zero_shot_features(images)
 
     def regulariser():
-        scale = objective.classifier.logit_scale
-        lipsum_regulariser(
-            float32_scores(features, texts, scale), float32_scores(zero, texts, scale)
-        ).backward()
+        objective.regulariser_from(features, zero, texts).backward()
 
     parts = {"text_tower": text_tower, "frozen_image_tower": frozen_image_tower, "regulariser": regulariser}
     return {name: device_ms(work, repeats, warmup, device) for name, work in parts.items()}

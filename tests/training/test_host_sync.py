@@ -9,10 +9,15 @@ present (the device check); skipped elsewhere.
 
 from __future__ import annotations
 
+import signal
+from datetime import timedelta
+
 import pytest
 import torch
+import torch.distributed as dist
 
 from lipsum_ft.training.objectives import queued_to
+from lipsum_ft.training.preemption import PreemptionFlag, stop_vote
 from lipsum_ft.training.schedule import adamw, decay_groups
 from tests.training.loop_helpers import make
 
@@ -59,6 +64,32 @@ def test_a_training_step_queues_without_a_host_sync(setup, method, settings):
             train_step(objective, optimizer, images, labels, step)
     finally:
         torch.cuda.set_sync_debug_mode("default")
+    torch.cuda.synchronize()
+
+
+@cuda
+def test_the_ranks_stop_vote_does_not_wait_for_the_gpu(monkeypatch):
+    """Under NCCL (a world of one here) the per-step vote goes over its own gloo group on the host;
+    reduced over NCCL, reading the flag would wait for the queued step."""
+    monkeypatch.setenv("GLOO_SOCKET_IFNAME", "lo")
+    dist.init_process_group(
+        "nccl", store=dist.HashStore(), rank=0, world_size=1, device_id=torch.device("cuda", 0)
+    )
+    try:
+        flag, queued = PreemptionFlag(), torch.randn(4096, 4096, device="cuda")
+        with stop_vote(timedelta(seconds=60)) as vote:
+            torch.cuda.set_sync_debug_mode("error")
+            try:
+                for _ in range(3):
+                    queued = queued @ queued / 64  # the step's work, still running on the GPU
+                    answer = vote.any(flag)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+            assert answer is False
+            flag.signal = signal.SIGTERM
+            assert vote.any(flag) is True
+    finally:
+        dist.destroy_process_group()
     torch.cuda.synchronize()
 
 

@@ -72,6 +72,20 @@ def test_lipsum_objective_computes_r_from_scaled_scores_of_both_towers(zero_shot
     assert reg > 0
 
 
+def test_lipsum_r_from_given_features_and_texts_and_its_gradient(zero_shot):
+    """The part that gpu_step times without the towers: R and its gradient into the trained features."""
+    lipsum = objective(zero_shot, "lipsum")
+    g = torch.Generator().manual_seed(4)
+    features = F.normalize(torch.randn(5, 32, generator=g), dim=-1).requires_grad_(True)
+    zero = F.normalize(torch.randn(5, 32, generator=g), dim=-1)
+    texts = F.normalize(torch.randn(7, 32, generator=g), dim=-1)
+    reg = lipsum.regulariser_from(features, zero, texts)
+    difference = 14.0 * (features - zero).detach() @ texts.T  # (5, 7): v_theta - v_0
+    torch.testing.assert_close(reg, (difference**2).sum(1).mean() / (2 * 7))
+    (grad,) = torch.autograd.grad(reg, features)
+    torch.testing.assert_close(grad, 14.0 * difference @ texts / (5 * 7))
+
+
 def test_r_is_exactly_zero_at_step_zero(zero_shot):
     images, labels = batch()
     loss, terms = objective(zero_shot, "lipsum")(images, labels, step=0)

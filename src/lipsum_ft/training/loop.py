@@ -34,7 +34,7 @@ from lipsum_ft.training.cluster import launched_world_size
 from lipsum_ft.training.elastic import ElasticDDPStrategy
 from lipsum_ft.training.live import LiveSettings, NoCurves, curves_for
 from lipsum_ft.training.objectives import Objective
-from lipsum_ft.training.preemption import Preempted, PreemptionFlag, preemption_signals
+from lipsum_ft.training.preemption import Preempted, PreemptionFlag, StopVote, preemption_signals, stop_vote
 from lipsum_ft.training.schedule import adamw, decay_groups, warmup_cosine
 
 ImageSet = InMemoryImages | StreamedImages
@@ -150,14 +150,6 @@ def _checkpoint_payload(step: int, module, optimizer, scheduler, result: TrainRe
     }
 
 
-def _stop_requested(fabric: Fabric, preemption: PreemptionFlag) -> bool:
-    """Whether any rank got a preemption signal (ranks must stop at the same step)."""
-    if fabric.world_size == 1:
-        return preemption.requested
-    flag = torch.tensor(float(preemption.requested), device=fabric.device)
-    return bool(fabric.all_reduce(flag, reduce_op="sum").item() > 0)
-
-
 @dataclass
 class PendingRow:
     """One step's log row while its values still live on the device (read at the next flush)."""
@@ -204,8 +196,8 @@ def train_on_rank(
     On SIGTERM/SIGUSR1 it finishes the current step, writes the checkpoint and raises ``Preempted``.
     With several ranks, a collective that fails or times out raises ``RankLostError``.
     """
-    with preemption_signals() as preemption:
-        trainer = _RankTrainer(fabric, config, preemption)
+    with preemption_signals() as preemption, stop_vote(_timeout(config)) as vote:
+        trainer = _RankTrainer(fabric, config, preemption, vote)
         try:
             return trainer.fit(objective, train_data, val_data)
         except RuntimeError as error:
@@ -237,12 +229,12 @@ class _RankTrainer:
 
     Steps leave their loss and terms on the device (``PendingRow``); a block ends at a log, eval or
     checkpoint step or on preemption, and its ``flush`` is the block's one read of the losses (with
-    several ranks, ``_stop_requested`` also all-reduces the preemption flag every step).
+    several ranks, ``StopVote`` also all-reduces the preemption flag every step, on the host).
     """
 
-    def __init__(self, fabric: Fabric, config: TrainConfig, preemption: PreemptionFlag):
+    def __init__(self, fabric: Fabric, config: TrainConfig, preemption: PreemptionFlag, vote: StopVote):
         """Hold what every phase reads; the model, optimizer and result come in ``setup``/``load``."""
-        self.fabric, self.config, self.preemption = fabric, config, preemption
+        self.fabric, self.config, self.preemption, self.vote = fabric, config, preemption, vote
         self.checkpoint = Path(config.checkpoint_path) if config.checkpoint_path else None
         self.identity = run_identity(config)
         self.last_good: tuple[Path, int] | None = None  # a checkpoint of this very run, known finite
@@ -369,7 +361,7 @@ class _RankTrainer:
         """End the block at a log, eval or checkpoint step or on preemption: flush, validate, save, stop."""
         config = self.config
         evaluates = done % config.eval_every == 0 or done == config.steps
-        stop = _stop_requested(self.fabric, self.preemption)  # every step: ranks must agree on it
+        stop = self.vote.any(self.preemption)  # every step, on the host: ranks must agree on it
         periodic = bool(config.checkpoint_every and done % config.checkpoint_every == 0)
         saves = self.checkpoint is not None and (periodic or stop)
         if not (evaluates or saves or stop or done % config.log_every == 0 or done == config.steps):

@@ -312,11 +312,17 @@ class Lipsum(Objective):
         return self._encode(self.guidance.tokens(step))
 
     def regulariser(self, images, features, step):
-        texts = self.text_features(step)
+        return self.regulariser_from(features, self.zero_shot_features(images), self.text_features(step))
+
+    def regulariser_from(
+        self, features: torch.Tensor, zero_features: torch.Tensor, texts: torch.Tensor
+    ) -> torch.Tensor:
+        """R from the towers' outputs: the scores v_theta and v_0 of both models' image features on
+        the texts, pulled together (apart from the towers, so that a profile can time it alone)."""
         scale = self.classifier.logit_scale
-        v_theta = float32_scores(features, texts, scale)
-        v_zero = float32_scores(self.zero_shot_features(images), texts, scale)
-        return lipsum_regulariser(v_theta, v_zero)
+        return lipsum_regulariser(
+            float32_scores(features, texts, scale), float32_scores(zero_features, texts, scale)
+        )
 
 
 def lipsum_regulariser(v_theta: torch.Tensor, v_zero: torch.Tensor) -> torch.Tensor:
