@@ -27,7 +27,7 @@ run: setup
 	@echo; cat data/08_reporting/zeroshot_table.md; echo; cat reports/summary.md
 
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=15
 
 # Mutation score of the formula modules ([tool.mutmut] in pyproject.toml); ~30 min on 2 cores, not in CI.
 # One torch thread per worker, MUTATE_JOBS workers; `make mutate-results` lists the survivors.
