@@ -3,8 +3,9 @@ r"""Wheels for the GPU check on a lent device machine, which reaches no package 
 The device image ('cuda': Python 3.12, its own torch, torchvision, numpy, pandas, lightning, ...) lacks
 Kedro, Great Expectations, DVCLive, open_clip and the rest of what the project's pipelines import.
 This walks the project's runtime requirements as installed in this checkout's ``.venv`` (with the
-extras that ``pyproject.toml`` asks for), leaves out the torch stack, Kedro-Viz, and every package that
-``benchmarks/device_image_packages.txt`` lists as already in the image, and downloads the same
+extras that ``pyproject.toml`` asks for), leaves out Kedro-Viz and every package that
+``benchmarks/device_image_packages.txt`` lists as already in the image (its own torch, torchvision and
+triton builds among them), and downloads the same
 versions as Python 3.12 manylinux wheels (no dependencies resolved: the walk gave them) into
 ``--dest``. ``benchmarks/device_check.sh`` installs them there with ``pip --no-index --no-deps``.
 
@@ -15,29 +16,24 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata as metadata
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT = "lipsum-ft"
-TORCH_STACK = {"torch", "torchvision", "triton"}  # the image's own builds are used
 LEFT_OUT = {"kedro-viz"}  # a viewer, not run by the check (it would bring a web server's packages)
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "linux_x86_64")
 MARKER_ENVIRONMENT = {"python_version": "3.12", "python_full_version": "3.12.3", "sys_platform": "linux"}
 
 
-def canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def image_packages(path: Path) -> set[str]:
     """The image's packages, one name per line (``#`` comments allowed)."""
     lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
-    return {canonical(line) for line in lines if line}
+    return {canonicalize_name(line) for line in lines if line}
 
 
 def runtime_closure(root: str, left_out: set[str]) -> dict[str, str]:
@@ -49,20 +45,20 @@ def runtime_closure(root: str, left_out: set[str]) -> dict[str, str]:
     seen: set[tuple[str, frozenset[str]]] = set()
     while pending:
         name, extras = pending.pop()
-        if (canonical(name), extras) in seen:
+        if (canonicalize_name(name), extras) in seen:
             continue
-        seen.add((canonical(name), extras))
+        seen.add((canonicalize_name(name), extras))
         distribution = metadata.distribution(name)
-        found[canonical(name)] = distribution.version
+        found[canonicalize_name(name)] = distribution.version
         for line in distribution.requires or []:
             requirement = Requirement(line)
             marker = requirement.marker
             wanted = marker is None or any(
                 marker.evaluate({**MARKER_ENVIRONMENT, "extra": extra}) for extra in (extras or {""})
             )
-            if wanted and canonical(requirement.name) not in left_out:
+            if wanted and canonicalize_name(requirement.name) not in left_out:
                 pending.append((requirement.name, frozenset(requirement.extras)))
-    found.pop(canonical(root))
+    found.pop(canonicalize_name(root))
     return found
 
 
@@ -105,7 +101,7 @@ def main() -> None:
     parser.add_argument("--image", type=Path, default=REPO / "benchmarks" / "device_image_packages.txt")
     parser.add_argument("--budget-mib", type=float, default=48.0, help="what may travel beside the repo")
     args = parser.parse_args()
-    present = image_packages(args.image) | TORCH_STACK
+    present = image_packages(args.image)
     closure = runtime_closure(PROJECT, LEFT_OUT)
     missing = {name: version for name, version in sorted(closure.items()) if name not in present}
     args.dest.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,15 +15,10 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from lipsum_ft.training.preemption import PreemptionFlag, stop_vote
+from tests.training.test_multinode import free_port
 
 # which ranks are signalled before each vote: rank 1 only, nobody, rank 0 only, both
 SIGNALLED = [{1}, set(), {0}, {0, 1}]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def vote_on_rank(rank: int, port: int, folder: str) -> None:
