@@ -1,9 +1,12 @@
-"""Shared fixtures: small real dataset trees and an isolated copy of the Kedro project."""
+"""Shared fixtures: small real dataset trees, the project's chain run once (by `dvc repro`), and an
+isolated copy of the Kedro project."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -38,14 +41,49 @@ def digit_tree(tmp_path: Path):
 
 
 @pytest.fixture(scope="session")
-def chain(tmp_path_factory) -> Path:
-    """A project folder after ``kedro run --env=test``
-    (data -> pretrain -> zeroshot -> finetune -> posthoc -> evaluate).
-    """
-    from tests.kedro_helpers import copy_project, run_in
+def reproduced(tmp_path_factory) -> tuple[Path, str]:
+    """A committed fresh project after its first `dvc repro` at conf/test sizes, and what that repro
+    printed. DVC tests work on copies of it; ``chain`` takes its pipelines' outputs from it."""
+    from tests.repro.dvc_helpers import DVC, fresh_project, sh
 
+    root = fresh_project(tmp_path_factory.mktemp("reproduced") / "lipsum-ft")
+    started = time.perf_counter()
+    output = sh(DVC + ["repro"], root)
+    print(f"dvc repro (embedded benchmark, conf/test sizes): {time.perf_counter() - started:.1f} s")
+    return root, output
+
+
+# What the reproduced project holds beside the outputs of `kedro run`: its code, configuration and
+# environment (the chain takes the checkout's own, through copy_project), git's and DVC's files (at any
+# depth: DVC writes a .gitignore beside its outputs).
+PROJECT_FILES = shutil.ignore_patterns(
+    ".git", ".dvc", ".venv", ".dvcignore", ".gitignore", ".telemetry", "dvc.yaml", "dvc.lock",
+    "pyproject.toml", "src", "conf", "envs",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def chain(reproduced, tmp_path_factory) -> Path:
+    """A project folder as ``kedro run --env=test`` leaves it
+    (data -> pretrain -> zeroshot -> finetune -> posthoc -> evaluate).
+
+    `dvc repro` at conf/test sizes has run those six pipelines with the same parameters (conf/test folded
+    into conf/base; tests/repro/test_dvc_stages.py holds dvc.yaml to kedro's chain), so the suite runs the
+    chain once: this copies their outputs beside the checkout's conf/ and drops what the studies wrote.
+    """
+    import yaml
+
+    from lipsum_ft.pipeline_registry import CHAIN
+    from tests.kedro_helpers import copy_project
+
+    root, _ = reproduced
     project = copy_project(tmp_path_factory.mktemp("chain") / "project")
-    run_in(project)
+    shutil.copytree(root, project, ignore=PROJECT_FILES, dirs_exist_ok=True, symlinks=True)
+    for stage in yaml.safe_load((root / "dvc.yaml").read_text())["stages"].values():
+        if re.search(r"--pipeline=(\w+)", stage["cmd"]).group(1) not in CHAIN:
+            for out in [*stage.get("outs", []), *stage.get("metrics", []), *stage.get("plots", [])]:
+                path = project / (out if isinstance(out, str) else next(iter(out)))
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
     return project
 
 

@@ -1,4 +1,5 @@
-"""The whole default chain, run for real on conf/test: each pipeline's outputs and the run-level guards."""
+"""The whole default chain, run for real at conf/test sizes (the session's `chain`, from one `dvc repro`):
+each pipeline's outputs and the run-level guards."""
 
 from __future__ import annotations
 

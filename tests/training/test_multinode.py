@@ -6,8 +6,6 @@ node had pulled the inputs). The weights equal a one-process run's, and only glo
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,40 +15,11 @@ import torch
 from safetensors.torch import load_file
 
 from tests.kedro_helpers import run_in
+from tests.training.rank_helpers import FINETUNE_OUTPUTS, RECIPE, free_port, node_copy, weights
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-FINETUNE_OUTPUTS = (
-    "data/06_models/finetuned",
-    "data/08_reporting/finetune_log.csv",
-    "data/06_models/checkpoints",
-    "dvclive/finetune",  # the live curves
-)
-# Adam with a larger eps keeps every update proportional to its gradient, so all-reduce order noise
-# cannot flip parameters whose gradient vanishes (as in tests/training/test_training.py's DDP test).
-RECIPE = {"eps": 1e-3, "lr": 1e-2}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def node_copy(chain: Path, target: Path) -> Path:
-    """The prepared project without any fine-tuning output: a node that pulled the inputs."""
-    shutil.copytree(chain, target)
-    for relative in FINETUNE_OUTPUTS:
-        path = target / relative
-        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-    return target
-
-
-def weights(project: Path) -> dict[str, torch.Tensor]:
-    files = sorted((project / "data/06_models/finetuned").rglob("*.safetensors"))
-    assert files, f"no fine-tuned weights under {project}"
-    return {f"{f.relative_to(project)}:{k}": v for f in files for k, v in load_file(f).items()}
 
 
 def test_two_nodes_under_torchrun_equal_one_process_and_only_rank_zero_writes(chain, tmp_path):

@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from tests.kedro_helpers import run_in
-from tests.training.test_multinode import RECIPE, free_port, node_copy, weights
+from tests.training.rank_helpers import RECIPE, free_port, node_copy, weights
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]

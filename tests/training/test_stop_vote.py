@@ -15,7 +15,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from lipsum_ft.training.preemption import PreemptionFlag, stop_vote
-from tests.training.test_multinode import free_port
+from tests.training.rank_helpers import free_port
 
 # which ranks are signalled before each vote: rank 1 only, nobody, rank 0 only, both
 SIGNALLED = [{1}, set(), {0}, {0, 1}]
