@@ -1,6 +1,6 @@
-"""Live curves of real `kedro run`s at conf/test sizes (the session's chain): pretraining and fine-tuning write
-DVCLive series fed by the rows of their own log datasets, one point per log block plus the val points,
-and the series grow while the run is still going."""
+"""Live curves of real `kedro run`s at conf/test sizes (the session's chain): pretraining and fine-tuning
+write DVCLive series fed by the rows of their own log datasets, one point per log block plus the val
+points, and the series grow while the run is still going."""
 
 from __future__ import annotations
 
