@@ -119,6 +119,23 @@ class TrainResult:
     peak_memory_gib: float | None = None
 
 
+def curve_summary(result: TrainResult) -> dict[str, float]:
+    """What a run's live curves close with: its best step, that step's validation accuracy, its last loss."""
+    return {
+        "best_step": result.best_step,
+        "best_val_acc": result.best_val_acc,
+        "loss": result.log[-1]["loss"],
+    }
+
+
+def replay_curves(config: TrainConfig, result: TrainResult, rank_zero: bool) -> None:
+    """Stream a run that did not train here (a study's finished run, restored) as ``fit`` streams one:
+    its log rows, then its summary."""
+    curves = curves_for(config.live, config.log_every, config.steps, rank_zero)
+    curves.add(result.log)
+    curves.finish(curve_summary(result))
+
+
 @torch.no_grad()
 def validation_accuracy(objective: Objective, data: ImageSet, batch_size: int) -> float:
     """Accuracy on the (un-augmented) validation images."""
@@ -258,13 +275,7 @@ class _RankTrainer:
         self.curves = curves_for(config.live, config.log_every, config.steps, self.fabric.is_global_zero)
         self.curves.add(self.result.log)
         self.train_loop(train_data, val_data, start)
-        self.curves.finish(
-            {
-                "best_step": self.result.best_step,
-                "best_val_acc": self.result.best_val_acc,
-                "loss": self.result.log[-1]["loss"],
-            }
-        )
+        self.curves.finish(curve_summary(self.result))
         if on_gpu:
             self.result.peak_memory_gib = torch.cuda.max_memory_allocated(self.fabric.device) / 2**30
         return self.result

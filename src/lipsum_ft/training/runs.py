@@ -21,10 +21,12 @@ from lipsum_ft.clip.backbone import ClipBundle, ModelSpec
 from lipsum_ft.data.images import InMemoryImages, load_split_for
 from lipsum_ft.params.finetune import FinetuneParams
 from lipsum_ft.params.shared import config_from
+from lipsum_ft.training.cluster import launched_rank
 from lipsum_ft.training.finetuning import make_objective
 from lipsum_ft.training.live import LiveSettings
-from lipsum_ft.training.loop import ImageSet, TrainConfig, fit
+from lipsum_ft.training.loop import ImageSet, TrainConfig, fit, replay_curves, run_identity
 from lipsum_ft.training.objectives import Objective, ObjectiveContext
+from lipsum_ft.training.run_records import RunRecord, RunRecords
 
 log = logging.getLogger(__name__)
 
@@ -142,15 +144,27 @@ def finetune_one(
     train_data: ImageSet,
     val_data: ImageSet,
     live: LiveSettings | None = None,
+    record: RunRecord | None = None,
 ) -> tuple[ClipBundle, pd.DataFrame]:
     """One method fine-tuned from the zero-shot model: its best-on-val weights and its per-step log
-    (also streamed to ``live``, when given)."""
+    (also streamed to ``live``, when given). With ``record``, a finished run of these very settings is
+    restored from it instead of trained, and a run trained here is recorded."""
     started = time.perf_counter()
     spec = pretrained_clip.spec
     scale = float(zeroshot_head["logit_scale"])
     objective = run_objective(method, params, pretrained_clip, zeroshot_head, classnames)
     identity = training_identity(params, method, zeroshot_head, train_data, val_data)
-    result = fit(objective, train_data, val_data, train_config(params, method, identity, live))
+    config = train_config(params, method, identity, live)
+    restored = record.load(run_identity(config)) if record is not None else None
+    if restored is None:
+        result = fit(objective, train_data, val_data, config)
+        seconds = round(time.perf_counter() - started, 1)
+        if record is not None:
+            record.save(run_identity(config), result, seconds)
+    else:
+        result, seconds = restored
+        replay_curves(config, result, launched_rank() == 0)
+        log.warning("%s: restored its finished run from %s", method, record.path)
     objective.load_trainable_state(result.best_state)
     model, head = objective.export()
     info = {
@@ -159,7 +173,7 @@ def finetune_one(
         "best_step": result.best_step,
         "best_val_acc": result.best_val_acc,
         "reference_domain": params.reference_domain,
-        "seconds": round(time.perf_counter() - started, 1),
+        "seconds": seconds,
         "peak_memory_gib": result.peak_memory_gib,  # None off GPU
     }
     if method == "lipsum":
@@ -172,7 +186,7 @@ def finetune_one(
         extra={**spec.extra, "finetune": info},
     )
     log.info(
-        "%s: best val acc %.3f at step %d (%.0f s)",
+        "%s: best val acc %.3f at step %d (%.0f s of training)",
         method,
         result.best_val_acc,
         result.best_step,
@@ -216,20 +230,35 @@ def run_grid(
     progress: bool,
     desc: str,
     live_dir: str | None = None,
+    resume_dir: str | None = None,
 ) -> tuple[dict[str, ClipBundle], pd.DataFrame]:
     """Every run fine-tuned from the zero-shot model on the same (train, val) data: each run's
     best-on-val model by name, and all step logs in one frame. With ``live_dir``, each run streams
-    its curves into that DVCLive folder (cleared by the first run, so it holds this grid's runs)."""
+    its curves into that DVCLive folder (cleared by the first run, so it holds this grid's runs).
+    With ``resume_dir``, each finished run is recorded there until the grid ends (``run_records``):
+    the grid started again after an interruption trains only the runs it had not finished."""
     train_data, val_data = data
+    records = RunRecords(Path(resume_dir)) if resume_dir else None
     models, logs = {}, []
     for index, run in enumerate(tqdm(runs, desc=desc, unit="run", disable=not progress or len(runs) < 2)):
         live = LiveSettings(live_dir, run.series_name, fresh=index == 0) if live_dir else None
+        record = records.slot(run.series_name) if records else None
         bundle, frame = finetune_one(
-            run.method, run.params, pretrained_clip, zeroshot_head, classnames, train_data, val_data, live
+            run.method,
+            run.params,
+            pretrained_clip,
+            zeroshot_head,
+            classnames,
+            train_data,
+            val_data,
+            live,
+            record,
         )
         if run.extra_key is not None:
             bundle.spec.extra[run.extra_key] = dict(run.extra)
         models[run.name] = bundle
         logs.append(frame.assign(**run.labels))
         log.info("%s: %s done (%d of %d runs)", desc, run.name, len(models), len(runs))
+    if records:
+        records.clear()
     return models, pd.concat(logs, ignore_index=True)

@@ -45,6 +45,7 @@ def finetune_ablation_runs(
         study.progress,
         "ablation runs",
         study.dvclive_dir,
+        study.resume_dir,
     )
 
 

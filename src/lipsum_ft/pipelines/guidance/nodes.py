@@ -61,6 +61,7 @@ def finetune_study_arms(
         study.progress,
         "guidance study",
         study.dvclive_dir,
+        study.resume_dir,
     )
 
 
