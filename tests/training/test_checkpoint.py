@@ -115,6 +115,15 @@ class _SignalAtStep:
             yield batch
 
 
+def test_a_signalled_run_without_a_checkpoint_path_says_it_will_start_over(setup):
+    with pytest.raises(Preempted) as caught:
+        fit(make(setup), _SignalAtStep(setup[3], at=2, number=signal.SIGTERM), setup[4], config())
+    assert str(caught.value) == (
+        f"preempted by signal {int(signal.SIGTERM)} after step 3 of 6; "
+        "no checkpoint path: run again, this run starts from its first step"
+    )  # no resume=auto advice: there is nothing to resume from
+
+
 @pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGUSR1])
 def test_a_signalled_run_resumes_bit_identical_to_an_uninterrupted_one(setup, tmp_path, number):
     straight = fit(make(setup), setup[3], setup[4], config())

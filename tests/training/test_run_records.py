@@ -24,6 +24,7 @@ from lipsum_ft.params.finetune import FinetuneParams
 from lipsum_ft.params.shared import parse
 from lipsum_ft.training import run_records, runs
 from lipsum_ft.training.loop import TrainResult
+from lipsum_ft.training.preemption import Preempted
 from lipsum_ft.training.runs import Run, run_grid, study_params
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,14 +73,15 @@ def grid(setup, resume_dir=None, live_dir=None, recipe=None):
 class Fits:
     """``runs.fit`` counted, raising KeyboardInterrupt (a kill) on call ``fail_at`` (1-based)."""
 
-    def __init__(self, monkeypatch, fail_at: int | None = None):
+    def __init__(self, monkeypatch, fail_at: int | None = None, error: BaseException | None = None):
         self.calls, self.fail_at, self.real = 0, fail_at, runs.fit
+        self.error = error or KeyboardInterrupt("the grid is killed here")
         monkeypatch.setattr(runs, "fit", self)
 
     def __call__(self, *args, **kwargs) -> TrainResult:
         self.calls += 1
         if self.calls == self.fail_at:
-            raise KeyboardInterrupt("the grid is killed here")
+            raise self.error
         return self.real(*args, **kwargs)
 
 
@@ -134,6 +136,17 @@ def test_an_interrupted_grid_trains_only_its_unfinished_runs_and_equals_an_unint
         pd.testing.assert_frame_equal(got[series], expected[series])
     summary = json.loads((live / "metrics.json").read_text())
     assert summary == json.loads((tmp_path / "live-once" / "metrics.json").read_text())
+
+
+def test_a_preempted_grid_says_how_many_runs_it_kept_and_where(setup, tmp_path, monkeypatch, caplog):
+    records = tmp_path / "records"
+    Fits(monkeypatch, fail_at=3, error=Preempted("preempted by signal 15 after step 2 of 4"))
+    with caplog.at_level(logging.WARNING), pytest.raises(Preempted):
+        grid(setup, str(records))
+    assert (
+        f"test grid: preempted during lp/seed0; 2 of 3 runs finished and kept in {records}: run the same "
+        "command again to train the other 1"
+    ) in caplog.text
 
 
 def test_records_from_other_settings_other_code_or_damaged_are_trained_again(

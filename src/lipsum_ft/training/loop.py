@@ -431,11 +431,12 @@ class _RankTrainer:
         """Stop after step ``done`` with ``Preempted``, saying where the run can resume from."""
         bar.close()
         checkpoint, signal = self.checkpoint, self.preemption.signal
-        where = f"checkpoint {checkpoint} written" if checkpoint else "no checkpoint path: progress is lost"
-        message = (
-            f"preempted by signal {signal} after step {done} of {self.config.steps}; {where}; "
-            "run again with finetune.resume=auto to continue"
+        where = (
+            f"checkpoint {checkpoint} written; run again with finetune.resume=auto to continue"
+            if checkpoint
+            else "no checkpoint path: run again, this run starts from its first step"
         )
+        message = f"preempted by signal {signal} after step {done} of {self.config.steps}; {where}"
         log.warning(message)
         raise Preempted(message)
 

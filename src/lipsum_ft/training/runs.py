@@ -26,6 +26,7 @@ from lipsum_ft.training.finetuning import make_objective
 from lipsum_ft.training.live import LiveSettings
 from lipsum_ft.training.loop import ImageSet, TrainConfig, fit, replay_curves, run_identity
 from lipsum_ft.training.objectives import Objective, ObjectiveContext
+from lipsum_ft.training.preemption import Preempted
 from lipsum_ft.training.run_records import RunRecord, RunRecords
 
 log = logging.getLogger(__name__)
@@ -243,17 +244,26 @@ def run_grid(
     for index, run in enumerate(tqdm(runs, desc=desc, unit="run", disable=not progress or len(runs) < 2)):
         live = LiveSettings(live_dir, run.series_name, fresh=index == 0) if live_dir else None
         record = records.slot(run.series_name) if records else None
-        bundle, frame = finetune_one(
-            run.method,
-            run.params,
-            pretrained_clip,
-            zeroshot_head,
-            classnames,
-            train_data,
-            val_data,
-            live,
-            record,
-        )
+        try:
+            bundle, frame = finetune_one(
+                run.method,
+                run.params,
+                pretrained_clip,
+                zeroshot_head,
+                classnames,
+                train_data,
+                val_data,
+                live,
+                record,
+            )
+        except Preempted:
+            if records:
+                log.warning(
+                    "%s: preempted during %s; %d of %d runs finished and kept in %s: run the same command "
+                    "again to train the other %d",
+                    desc, run.name, len(models), len(runs), records.folder, len(runs) - len(models),
+                )  # fmt: skip
+            raise
         if run.extra_key is not None:
             bundle.spec.extra[run.extra_key] = dict(run.extra)
         models[run.name] = bundle
