@@ -6,14 +6,17 @@ from collections.abc import Mapping
 from functools import lru_cache
 
 import numpy as np
-from sklearn.datasets import load_digits
 
 from lipsum_ft.digit_domains.config import SELECTION_STREAM, validate_split_fractions
 
 
 @lru_cache(maxsize=1)
 def source_digits() -> tuple[np.ndarray, np.ndarray]:
-    """The bundled sklearn digits (images 0..16, labels), loaded once per process."""
+    """The bundled sklearn digits (images 0..16, labels), loaded once per process. sklearn is imported
+    here, not at the top: it takes about a second, which every `kedro run` would pay for the one
+    pipeline (data) that renders the digits."""
+    from sklearn.datasets import load_digits
+
     bunch = load_digits()
     images = np.asarray(bunch.images, dtype=np.float64)
     labels = np.asarray(bunch.target, dtype=np.int64)
