@@ -10,6 +10,11 @@ versions as Python 3.12 manylinux wheels (no dependencies resolved: the walk gav
 ``--dest``. ``benchmarks/device_check.sh`` installs them there with ``pip --no-index --no-deps``.
 
     .venv/bin/python benchmarks/device_wheels.py --dest .device/wheels     # then carry .device
+
+``--rehearsal FILE`` writes instead the requirements of a Python 3.12 venv standing in for the image
+on a CPU: the project's runtime packages that the image provides, pinned to the image's versions
+where the listing gives them (torch 2.11.0, torchvision 0.26.0, numpy 2.5.2, ...). With the wheels on
+top, ``DEVICE=cpu bash benchmarks/device_check.sh all`` rehearses the check (README).
 """
 
 from __future__ import annotations
@@ -30,10 +35,37 @@ PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x8
 MARKER_ENVIRONMENT = {"python_version": "3.12", "python_full_version": "3.12.3", "sys_platform": "linux"}
 
 
-def image_packages(path: Path) -> set[str]:
-    """The image's packages, one name per line (``#`` comments allowed)."""
+def image_pins(path: Path) -> dict[str, str | None]:
+    """The image's packages, one per line as ``name`` or ``name==version`` (``#`` comments allowed):
+    canonical name -> version, None where the listing gives none."""
     lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
-    return {canonicalize_name(line) for line in lines if line}
+    pins = {}
+    for line in filter(None, lines):
+        requirement = Requirement(line)
+        versions = [spec.version for spec in requirement.specifier if spec.operator == "=="]
+        pins[canonicalize_name(requirement.name)] = versions[0] if versions else None
+    return pins
+
+
+def image_packages(path: Path) -> set[str]:
+    """The image's package names."""
+    return set(image_pins(path))
+
+
+CHECK_TOOLS = ("pytest",)  # what device_check.sh itself runs, beside the project
+
+
+def rehearsal_requirements(closure: dict[str, str], pins: dict[str, str | None]) -> list[str]:
+    """pip requirements for a stand-in of the image: what of ``closure`` and ``CHECK_TOOLS`` the image
+    provides, at the image's version where known (else the registry's), without torch's CUDA
+    libraries (its wheel's own requirements, pinned by it)."""
+    provided = sorted(name for name in {*closure, *CHECK_TOOLS} if name in pins)
+    cuda_libraries = ("nvidia-", "cuda-")
+    return [
+        f"{name}=={pins[name]}" if pins[name] else name
+        for name in provided
+        if not name.startswith(cuda_libraries)
+    ]
 
 
 def runtime_closure(root: str, left_out: set[str]) -> dict[str, str]:
@@ -100,9 +132,17 @@ def main() -> None:
     parser.add_argument("--dest", type=Path, default=REPO / ".device" / "wheels")
     parser.add_argument("--image", type=Path, default=REPO / "benchmarks" / "device_image_packages.txt")
     parser.add_argument("--budget-mib", type=float, default=48.0, help="what may travel beside the repo")
+    parser.add_argument(
+        "--rehearsal", type=Path, help="write the image stand-in's requirements here instead (no download)"
+    )
     args = parser.parse_args()
     present = image_packages(args.image)
     closure = runtime_closure(PROJECT, LEFT_OUT)
+    if args.rehearsal:
+        lines = rehearsal_requirements(closure, image_pins(args.image))
+        args.rehearsal.write_text("\n".join(lines) + "\n")
+        print(f"{len(lines)} requirements of the image's stand-in in {args.rehearsal}")
+        return
     missing = {name: version for name, version in sorted(closure.items()) if name not in present}
     args.dest.mkdir(parents=True, exist_ok=True)
     how = {name: fetch(f"{name}=={version}", args.dest) for name, version in missing.items()}

@@ -24,6 +24,11 @@ With ``--compiled`` (the default on cuda) it then runs ``finetune`` once more wi
 ``finetune.compile: true`` and adds ``ft_compiled`` and ``lipsum_compiled`` to ``train``, their
 speed-up over eager, and how far each compiled loss curve is from the eager one (``curve``).
 
+The JSON is rewritten after the tree, after every pipeline and after each set of figures, with
+``"complete": false`` until the end (``partial_run.JsonReport``): a run killed at a time limit keeps
+what it measured. ``--budget-s`` skips the compiled re-run, and says so, when it would not fit (an
+estimate: the eager ``finetune`` seconds times ``--compile-cost``).
+
     .venv/bin/python benchmarks/gpu_chain.py --output gpu_chain.json        # on a GPU host: ViT-B/16,
         # random init, 40 classes x 6 domains of 300-500 px JPEGs, 300 steps at batch 256, bf16-mixed
     .venv/bin/python benchmarks/gpu_chain.py --pretrained /models/vit_b_16_openai.pt --output gpu_chain.json
@@ -34,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import colorsys
-import json
 import logging
 import math
 import os
@@ -43,7 +47,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -56,6 +60,7 @@ from tqdm.auto import tqdm
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "src"))  # this checkout's code, installed or not
 from lipsum_ft.posthoc.variant_names import variant_names  # noqa: E402
+from partial_run import Budget, JsonReport, exit_on_sigterm  # noqa: E402
 from project_session import project_copy, project_session  # noqa: E402  (sets the telemetry variables)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -569,9 +574,14 @@ def runtime_params(size: Size, root: Path, pretrained: str | None, device: str) 
 
 
 def run_chain(
-    project: Path, params: dict[str, Any], on_gpu: bool, pipelines: Sequence[str]
+    project: Path,
+    params: dict[str, Any],
+    on_gpu: bool,
+    pipelines: Sequence[str],
+    on_stage: Callable[[dict[str, float]], None] = lambda stages: None,
 ) -> dict[str, float]:
-    """Each pipeline in its own session, in order: seconds per pipeline."""
+    """Each pipeline in its own session, in order: seconds per pipeline, also passed to ``on_stage``
+    after each one (the seconds so far)."""
     import torch
 
     stages: dict[str, float] = {}
@@ -586,6 +596,7 @@ def run_chain(
         if on_gpu:
             torch.cuda.synchronize()
         stages[name] = time.perf_counter() - started
+        on_stage(dict(stages))
     bar.close()
     return stages
 
@@ -738,8 +749,9 @@ def disk_bytes(project: Path) -> dict[str, int]:
     return {"total": sum(by_folder.values()), **dict(sorted(by_folder.items()))}
 
 
-def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    """Build the tree, run the chain in a scratch project under ``workdir``, read its outputs."""
+def measure(args: argparse.Namespace, workdir: Path, report: JsonReport, budget: Budget) -> None:
+    """Build the tree, run the chain in a scratch project under ``workdir``, read its outputs; each
+    phase's figures go to ``report`` as soon as they exist."""
     import torch
 
     on_gpu = args.device == "cuda"
@@ -758,12 +770,19 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "batch": args.batch or base.batch,
         }
     )
+    report.update(
+        device=args.device,
+        gpu=torch.cuda.get_device_name() if on_gpu else None,
+        torch=torch.__version__,
+        model=size.model,
+        pretrained=args.pretrained,
+    )
     started = time.perf_counter()
     described = build_tree(workdir / "domainnet", tree, args.tree_workers, progress=True)
-    tree_s = time.perf_counter() - started
+    report.update(tree={**described, "seconds": time.perf_counter() - started})
     project = project_copy(workdir / "project", ROOT)
     params = runtime_params(size, workdir / "domainnet", args.pretrained, args.device)
-    stages = run_chain(project, params, on_gpu, PIPELINES)
+    stages = run_chain(project, params, on_gpu, PIPELINES, lambda so_far: report.update(stages=so_far))
     run = run_outputs(project, params)
     resolved = run["params"]
     methods = list(resolved["finetune"]["methods"])
@@ -772,25 +791,8 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     train = train_figures(
         run["log"], resolved["finetune"], size.model, run["memory"], on_gpu, args.peak_tflops
     )
-    disk = disk_bytes(project)  # before the compiled run, which rewrites the same files
-    compiled: dict[str, Any] | str = "not run (--no-compiled; the default off cuda)"
-    if args.compiled:
-        with_compile = {**params, "finetune": {**params["finetune"], "compile": True}}
-        seconds = run_chain(project, with_compile, on_gpu, ["finetune"])["finetune"]
-        again = run_outputs(project, with_compile)
-        figures = train_figures(
-            again["log"], resolved["finetune"], size.model, again["memory"], on_gpu, args.peak_tflops
-        )
-        curves = loss_curves(run["log"], again["log"], args.curve_steps)
-        train.update(compiled_figures(train, figures, curves))
-        compiled = {"finetune_seconds": seconds, "curve_steps": args.curve_steps}
-    return {
-        "device": args.device,
-        "gpu": torch.cuda.get_device_name() if on_gpu else None,
-        "torch": torch.__version__,
-        "model": size.model,
-        "pretrained": args.pretrained,
-        "settings": {
+    report.update(
+        settings={
             "steps": size.steps,
             "batch": size.batch,
             "precision": size.precision,
@@ -800,13 +802,25 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "lipsum_texts": resolved["finetune"]["lipsum"]["num_texts"],
             "eval_and_checkpoint_every": resolved["finetune"]["eval_every"],
         },
-        "tree": {**described, "seconds": tree_s},
-        "stages": stages,
-        "train": train,
-        "compiled": compiled,
-        "disk_bytes": disk,
-        "scored": check,
-    }
+        train=train,
+        disk_bytes=disk_bytes(project),  # before the compiled run, which rewrites the same files
+        scored=check,
+    )
+    compiled: dict[str, Any] | str = "not run (--no-compiled; the default off cuda)"
+    skipped = budget.skip_reason("the compiled fine-tuning", args.compile_cost * stages["finetune"])
+    if args.compiled and skipped:
+        compiled = skipped
+    elif args.compiled:
+        with_compile = {**params, "finetune": {**params["finetune"], "compile": True}}
+        seconds = run_chain(project, with_compile, on_gpu, ["finetune"])["finetune"]
+        again = run_outputs(project, with_compile)
+        figures = train_figures(
+            again["log"], resolved["finetune"], size.model, again["memory"], on_gpu, args.peak_tflops
+        )
+        curves = loss_curves(run["log"], again["log"], args.curve_steps)
+        train.update(compiled_figures(train, figures, curves))
+        compiled = {"finetune_seconds": seconds, "curve_steps": args.curve_steps}
+    report.update(train=train, compiled=compiled)
 
 
 def _rounded(value: Any) -> Any:
@@ -822,7 +836,9 @@ def _rounded(value: Any) -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
-    parser.add_argument("--output", type=Path, required=True, help="the JSON (written atomically)")
+    parser.add_argument(
+        "--output", type=Path, required=True, help="the JSON (rewritten atomically after every phase)"
+    )
     parser.add_argument("--steps", type=int, help="fine-tuning steps per method (cuda 300, cpu 6)")
     parser.add_argument("--model", help="open_clip model (cuda ViT-B-16, cpu TinyCLIP-ViT-P8-32)")
     parser.add_argument("--pretrained", help="local open_clip weights file; default: random init")
@@ -837,9 +853,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--curve-steps", type=int, default=50, help="steps of the eager/compiled curve check")
     parser.add_argument(
+        "--budget-s",
+        type=float,
+        help="seconds the whole run may take: the compiled re-run is skipped when it would not fit",
+    )
+    parser.add_argument(
+        "--compile-cost",
+        type=float,
+        default=1.5,
+        help="the compiled fine-tuning's seconds over the eager one's, compiling included (for --budget-s)",
+    )
+    parser.add_argument(
         "--workdir", type=Path, help="tree and scratch project here (kept); default: a temporary folder"
     )
     args = parser.parse_args(argv)
+    budget = Budget(args.budget_s)
     if args.compiled is None:
         args.compiled = args.device == "cuda"
     if args.pretrained and not Path(args.pretrained).is_file():
@@ -848,23 +876,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     logging.disable(logging.INFO)  # Kedro's node logs would bury the bar; warnings still show
     workdir = (args.workdir or Path(tempfile.mkdtemp(prefix="gpu-chain-"))).resolve()
+    report = JsonReport(args.output, _rounded)
+    exit_on_sigterm()
     try:
-        figures = _rounded(measure(args, workdir))
+        measure(args, workdir, report, budget)
+    except BaseException as error:  # a failed stage, a preempted run, Ctrl-C: say so in the JSON
+        report.fail(error)
+        raise
     finally:
         logging.disable(logging.NOTSET)
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
-    text = json.dumps(figures, indent=2)
-    from lipsum_ft.atomic import atomic_path
-
-    with atomic_path(args.output) as temporary:
-        temporary.write_text(text + "\n")
-    print(text)
-    if not figures["scored"]["ok"]:
-        print(
-            f"not every variant was scored on every domain with finite metrics: {figures['scored']}",
-            file=sys.stderr,
-        )
+    print(report.finish())
+    check = report.figures["scored"]
+    if not check["ok"]:
+        print(f"not every variant was scored on every domain with finite metrics: {check}", file=sys.stderr)
         return 1
     return 0
 

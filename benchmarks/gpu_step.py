@@ -19,6 +19,11 @@ With ``--compile`` it also runs FT and Lipsum-FT with ``finetune.compile`` (torc
 towers), in the same process on the same GPU, and compares the two loss curves over the first
 ``--curve-steps`` steps (eager against compiled: the largest relative difference of the loss).
 
+``--output`` is rewritten after every run with ``"complete": false`` until the end
+(``partial_run.JsonReport``): a run killed at a time limit keeps what it measured. ``--budget-s``
+skips a compiled run, and says so under ``skipped``, when it would not fit (an estimate: the eager
+run's seconds times ``--compile-cost``).
+
     .venv/bin/python benchmarks/gpu_step.py                       # on a GPU host (a few minutes on an H200)
     .venv/bin/python benchmarks/gpu_step.py --compile --output gpu_step.json
     .venv/bin/python benchmarks/gpu_step.py --device cpu --model TinyCLIP-ViT-P8-32 \
@@ -28,7 +33,6 @@ towers), in the same process on the same GPU, and compares the two loss curves o
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -42,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "src"))  # this checkout's co
 from lipsum_ft.clip.backbone import new_model  # noqa: E402
 from lipsum_ft.data.images import InMemoryImages, normalize  # noqa: E402
 from lipsum_ft.training.loop import TrainConfig, fit  # noqa: E402
+from partial_run import Budget, JsonReport, exit_on_sigterm  # noqa: E402
 from step_cost import bare_loop_ms, benchmark_objective, synchronize  # noqa: E402
 
 RUNS = {"domainnet": 5_000, "imagenet": 50_000}  # the paper's steps at batch 256
@@ -211,12 +216,38 @@ def main() -> None:
         default=978.0,
         help="training images/s one loader core gives (new path, natural JPEGs; README, loader cores)",
     )
-    parser.add_argument("--output", type=Path, default=None, help="also write the JSON here")
+    parser.add_argument(
+        "--output", type=Path, default=None, help="also write the JSON here (rewritten after every run)"
+    )
     parser.add_argument(
         "--compile", action="store_true", help="also FT and Lipsum-FT with torch.compile'd image towers"
     )
     parser.add_argument("--curve-steps", type=int, default=50, help="steps of the eager/compiled curve check")
+    parser.add_argument(
+        "--budget-s",
+        type=float,
+        help="seconds the run may take: a compiled run that would not fit is skipped",
+    )
+    parser.add_argument(
+        "--compile-cost",
+        type=float,
+        default=1.5,
+        help="a compiled run's seconds over its eager run's, compiling included (for --budget-s)",
+    )
     args = parser.parse_args()
+    budget = Budget(args.budget_s)
+    report = JsonReport(args.output, _rounded)
+    exit_on_sigterm()
+    try:
+        measure(args, report, budget)
+    except BaseException as error:  # a crash, Ctrl-C: say so in the JSON, keep what was measured
+        report.fail(error)
+        raise
+    print(report.finish())
+
+
+def measure(args: argparse.Namespace, report: JsonReport, budget: Budget) -> None:
+    """Every run, then the figures derived from them; each run's figures go to ``report`` when measured."""
     on_gpu = args.device.startswith("cuda")
     model, spec = new_model(args.model, seed=0)
     model.eval()
@@ -233,17 +264,28 @@ def main() -> None:
     head = F.normalize(torch.randn(spec.model_cfg["embed_dim"], k), dim=0)
     classnames = [f"class {i}" for i in range(k)]
     flops = step_flops(spec.model_cfg, args.batch, args.texts, args.length)
-    results: dict = {
-        "model": args.model,
-        "batch": args.batch,
-        "device": args.device,
-        "precision": "bf16-mixed" if on_gpu else "32-true",
-        "steps": args.steps,
-        "gpu": torch.cuda.get_device_name() if on_gpu else None,
-    }
+    report.update(
+        model=args.model,
+        batch=args.batch,
+        device=args.device,
+        precision="bf16-mixed" if on_gpu else "32-true",
+        steps=args.steps,
+        gpu=torch.cuda.get_device_name() if on_gpu else None,
+        torch=torch.__version__,
+    )
+    results = report.figures
     runs = ["bare", "ft", "lipsum"] + (["ft_compiled", "lipsum_compiled"] if args.compile else [])
     losses: dict[str, list[float]] = {}
+    seconds: dict[str, float] = {}
+    skipped: dict[str, str] = {}
     for name in runs:
+        eager = name.removesuffix("_compiled")
+        reason = budget.skip_reason(name, args.compile_cost * seconds[eager]) if eager != name else None
+        if reason:
+            skipped[name] = reason
+            report.update(skipped=skipped)
+            continue
+        started = time.perf_counter()
         if on_gpu:
             torch.cuda.empty_cache()
         if name == "bare":  # the project's loop records its own peak; the bare loop is measured here
@@ -254,13 +296,18 @@ def main() -> None:
             )
             peak_gib = torch.cuda.max_memory_allocated() / 2**30 if on_gpu else None
         else:
-            method, compile = name.removesuffix("_compiled"), name.endswith("_compiled")
             ms, losses[name], peak_gib = loop_step_ms(
-                method, model, spec, head, data, classnames, args, on_gpu, compile
+                eager, model, spec, head, data, classnames, args, on_gpu, compile=eager != name
             )
-        results[f"{name}_step_ms"] = ms
-        results[f"{name}_images_per_s"] = args.batch / (ms / 1000)
-        results[f"{name}_peak_gib"] = peak_gib
+        seconds[name] = time.perf_counter() - started
+        report.update(
+            **{
+                f"{name}_step_ms": ms,
+                f"{name}_images_per_s": args.batch / (ms / 1000),
+                f"{name}_peak_gib": peak_gib,
+            }
+        )
+    runs = [name for name in runs if name not in skipped]
     results["lipsum_over_ft_time"] = results["lipsum_step_ms"] / results["ft_step_ms"]
     objective = benchmark_objective(
         "lipsum", model, spec, head, classnames, 1, num_texts=args.texts, length=args.length
@@ -269,22 +316,22 @@ def main() -> None:
     parts = lipsum_parts(objective, images, args.steps, args.warmup, args.device, on_gpu)
     results["lipsum_parts"] = lipsum_extra(results, parts, flops, args.batch)
     results["ft_loop_over_bare_throughput"] = results["ft_images_per_s"] / results["bare_images_per_s"]
-    if args.compile:
+    if {"ft_compiled", "lipsum_compiled"} <= set(runs):
         results["lipsum_over_ft_time_compiled"] = (
             results["lipsum_compiled_step_ms"] / results["ft_compiled_step_ms"]
         )
-        for method in ("ft", "lipsum"):
-            results[f"{method}_compiled_speedup"] = (
-                results[f"{method}_step_ms"] / results[f"{method}_compiled_step_ms"]
-            )
-            results[f"{method}_compiled_curve"] = curve_difference(
-                losses[method], losses[f"{method}_compiled"], args.curve_steps
-            )
+    for method in [m for m in ("ft", "lipsum") if f"{m}_compiled" in runs]:
+        results[f"{method}_compiled_speedup"] = (
+            results[f"{method}_step_ms"] / results[f"{method}_compiled_step_ms"]
+        )
+        results[f"{method}_compiled_curve"] = curve_difference(
+            losses[method], losses[f"{method}_compiled"], args.curve_steps
+        )
     peak = args.peak_tflops * 1e12
     for name in [r for r in runs if r != "bare"]:
-        seconds = results[f"{name}_step_ms"] / 1000
-        results[f"{name}_measured_mfu"] = flops[name.removesuffix("_compiled")] / seconds / peak
-        results[f"{name}_measured_hours"] = {run: steps * seconds / 3600 for run, steps in RUNS.items()}
+        step_s = results[f"{name}_step_ms"] / 1000
+        results[f"{name}_measured_mfu"] = flops[name.removesuffix("_compiled")] / step_s / peak
+        results[f"{name}_measured_hours"] = {run: steps * step_s / 3600 for run, steps in RUNS.items()}
         results[f"{name}_measured_loader_cores"] = results[f"{name}_images_per_s"] / args.loader_per_core
     results["estimate"] = {
         "peak_tflops": args.peak_tflops,
@@ -294,10 +341,7 @@ def main() -> None:
         "texts_gflops_per_step": round(flops["texts"] / 1e9, 2),
         **estimate(flops, args.batch, peak, args.mfu, args.loader_per_core),
     }
-    text = json.dumps(_rounded(results), indent=2)
-    print(text)
-    if args.output:
-        args.output.write_text(text + "\n")
+    report.update()
 
 
 def _rounded(value):

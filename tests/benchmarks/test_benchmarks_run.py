@@ -30,12 +30,17 @@ def test_gpu_step_runs_on_cpu_with_a_tiny_batch(tmp_path):
         "1",
         "--output",
         str(out),
+        *("--compile", "--budget-s", "0"),  # no time for the compiled runs: both skipped, and said
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     figures = json.loads(out.read_text())
+    assert figures["complete"] is True
     for name in ("bare", "ft", "lipsum"):
         assert figures[f"{name}_images_per_s"] > 0
+    assert set(figures["skipped"]) == {"ft_compiled", "lipsum_compiled"}
+    assert all(reason.startswith("skipped: ") for reason in figures["skipped"].values())
+    assert not [key for key in figures if key.startswith(("ft_compiled", "lipsum_compiled"))]
     assert figures["precision"] == "32-true" and figures["gpu"] is None
     parts = figures["lipsum_parts"]  # where Lipsum-FT's time beyond FT's goes
     assert set(parts["parts_ms"]) == {"text_tower", "frozen_image_tower", "regulariser"}

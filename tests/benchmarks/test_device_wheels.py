@@ -35,3 +35,20 @@ def test_image_packages_read_one_canonical_name_per_line(script, tmp_path):
     assert script.image_packages(listing) == {"pyyaml", "ruamel-yaml", "typing-extensions"}
     committed = script.image_packages(REPO / "benchmarks/device_image_packages.txt")
     assert {"torch", "numpy", "pandas", "pytest"} <= committed and "kedro" not in committed
+
+
+def test_image_pins_read_versions_where_the_listing_gives_them(script, tmp_path):
+    listing = tmp_path / "image.txt"
+    listing.write_text("Torch==2.11.0  # the image's own build\nPyYAML\nhuggingface_hub==1.33.0\n")
+    assert script.image_pins(listing) == {"torch": "2.11.0", "pyyaml": None, "huggingface-hub": "1.33.0"}
+    assert script.image_packages(listing) == {"torch", "pyyaml", "huggingface-hub"}
+    committed = script.image_pins(REPO / "benchmarks/device_image_packages.txt")
+    assert committed["torch"] == "2.11.0" and committed["torchvision"] == "0.26.0"
+
+
+def test_the_rehearsal_stands_in_for_the_image_with_its_versions_and_nothing_it_lacks(script):
+    closure = {"kedro": "1.7.0", "torch": "2.14.1", "pandas": "2.3.3", "nvidia-curand": "10.4", "yarl": "1.9"}
+    pins = {"torch": "2.11.0", "pandas": None, "nvidia-curand": "10.3", "pytest": None, "jax": "0.11.2"}
+    assert script.rehearsal_requirements(closure, pins) == ["pandas", "pytest", "torch==2.11.0"]
+    # the image's torch, not the project's pin; kedro and yarl come as wheels; jax is not needed;
+    # pytest is what the check runs; torch's CUDA libraries come with torch

@@ -1,0 +1,86 @@
+"""What a benchmark run on a lent GPU keeps when it is cut short.
+
+A lent device machine gives one command ten minutes and a session fifteen, start included, and a
+command that runs past its limit is killed. Two things make such a run still worth its minutes:
+
+- ``JsonReport``: the benchmark's JSON, rewritten atomically after every phase with ``"complete":
+  false`` until the end (and ``"error"`` if the run failed), so a kill leaves every figure measured
+  before it, never a half-written file;
+- ``Budget``: the seconds the run may take, against which an optional phase (a compiled re-run) is
+  skipped, with the reason in the JSON, when its estimate would not fit;
+- ``exit_on_sigterm``: the SIGTERM that a time limit sends (``timeout``) unwinds like an error, so
+  the JSON names it and temporary folders are removed.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "src"))  # this checkout's code, installed or not
+from lipsum_ft.atomic import atomic_path  # noqa: E402
+
+
+class JsonReport:
+    """``figures`` so far, written to ``path`` (if any) after every ``update``."""
+
+    def __init__(self, path: Path | None, rounded: Callable[[Any], Any]) -> None:
+        self.path = path
+        self.rounded = rounded
+        self.figures: dict[str, Any] = {"complete": False}
+
+    def update(self, **fields: Any) -> None:
+        self.figures.update(fields)
+        self._write()
+
+    def fail(self, error: BaseException) -> None:
+        """Name the error in the JSON (what was measured before it stays)."""
+        self.update(error=f"{type(error).__name__}: {error}")
+
+    def finish(self) -> str:
+        """Mark the run complete and write it; the JSON text."""
+        self.figures["complete"] = True
+        return self._write()
+
+    def _write(self) -> str:
+        text = json.dumps(self.rounded(self.figures), indent=2)
+        if self.path is not None:
+            with atomic_path(self.path) as temporary:
+                temporary.write_text(text + "\n")
+        return text
+
+
+class Budget:
+    """``seconds`` of wall time from now (None: no limit)."""
+
+    def __init__(self, seconds: float | None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self.clock = clock
+        self.started = clock()
+
+    def used(self) -> float:
+        return self.clock() - self.started
+
+    def skip_reason(self, what: str, estimate_s: float) -> str | None:
+        """None if ``what`` (about ``estimate_s`` seconds) fits in what is left; else why it is skipped."""
+        if self.seconds is None or self.used() + estimate_s <= self.seconds:
+            return None
+        return (
+            f"skipped: {what} needs about {estimate_s:.0f} s and {self.used():.0f} s "
+            f"of the {self.seconds:.0f} s budget (--budget-s) were used"
+        )
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into ``SystemExit`` (the training loop's own preemption handler takes over while it
+    runs, and ends its run with ``Preempted``)."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(f"stopped by {signal.Signals(signum).name}")
+
+    signal.signal(signal.SIGTERM, stop)
