@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.benchmarks.script_loader import load_script
+
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
@@ -53,3 +55,51 @@ def test_gpu_step_runs_on_cpu_with_a_tiny_batch(tmp_path):
     assert parts["parts_at_ft_rate_ms"]["frozen_image_tower"] == pytest.approx(
         figures["ft_step_ms"] / 3, rel=1e-3
     )
+
+
+def test_gpu_step_keeps_lipsum_parts_when_a_compiled_run_is_cut_short(monkeypatch, tmp_path):
+    """Lipsum-FT's parts are timed right after the eager runs, ahead of the compiled runs, so a time
+    limit that ends the check during a compiled run (here an error in it) leaves them in the JSON."""
+    script = load_script(monkeypatch, REPO / "benchmarks/gpu_step.py")
+    calls = []
+
+    def loop_step_ms(method, clip, spec, head, data, classnames, args, on_gpu, compile=False):
+        calls.append(f"{method}_compiled" if compile else method)
+        if compile:
+            raise RuntimeError("inductor: compilation failed")
+        return 3.0, [1.0] * (args.warmup + args.steps), None
+
+    def lipsum_parts(objective, images, repeats, warmup, device, bf16):
+        calls.append("lipsum_parts")
+        return {"text_tower": 0.5, "frozen_image_tower": 0.25, "regulariser": 0.125}
+
+    monkeypatch.setattr(script, "loop_step_ms", loop_step_ms)
+    monkeypatch.setattr(script, "lipsum_parts", lipsum_parts)
+    monkeypatch.setattr(script, "bare_loop_ms", lambda *args: 2.5)
+    out = tmp_path / "gpu_step.json"
+    tiny = [
+        "--device",
+        "cpu",
+        "--model",
+        "TinyCLIP-ViT-P8-32",
+        "--batch",
+        "4",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+    ]
+    monkeypatch.setattr(sys, "argv", ["gpu_step.py", *tiny, "--compile", "--output", str(out)])
+    with pytest.raises(RuntimeError, match="compilation failed"):
+        script.main()
+    assert calls == ["ft", "lipsum", "lipsum_parts", "ft_compiled"]
+    figures = json.loads(out.read_text())
+    assert figures["complete"] is False
+    assert figures["error"] == "RuntimeError: inductor: compilation failed"
+    assert figures["lipsum_parts"]["parts_ms"] == {
+        "text_tower": 0.5,
+        "frozen_image_tower": 0.25,
+        "regulariser": 0.125,
+    }
+    assert figures["lipsum_over_ft_time"] == 1.0 and figures["bare_step_ms"] == 2.5
+    assert "ft_compiled_step_ms" not in figures
