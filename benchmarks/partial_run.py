@@ -1,7 +1,7 @@
 """What a benchmark run on a lent GPU keeps when it is cut short.
 
 A lent device machine gives one command ten minutes and a session fifteen, start included, and a
-command that runs past its limit is killed. Two things make such a run still worth its minutes:
+command that runs past its limit is killed. Three things make such a run still worth its minutes:
 
 - ``JsonReport``: the benchmark's JSON, rewritten atomically after every phase with ``"complete":
   false`` until the end (and ``"error"`` if the run failed), so a kill leaves every figure measured
