@@ -156,6 +156,7 @@ def test_the_domainnet_chain_runs_on_cpu_end_to_end(tmp_path):
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path, env=environment)
     assert done.returncode == 0, done.stderr[-3000:]
     figures = json.loads(out.read_text())
+    assert figures["complete"] is True and "error" not in figures
     assert figures["device"] == "cpu"
     assert list(figures["stages"]) == STAGES
     assert all(seconds > 0 for seconds in figures["stages"].values())
