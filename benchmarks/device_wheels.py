@@ -47,11 +47,6 @@ def image_pins(path: Path) -> dict[str, str | None]:
     return pins
 
 
-def image_packages(path: Path) -> set[str]:
-    """The image's package names."""
-    return set(image_pins(path))
-
-
 CHECK_TOOLS = ("pytest",)  # what device_check.sh itself runs, beside the project
 
 
@@ -136,14 +131,14 @@ def main() -> None:
         "--rehearsal", type=Path, help="write the image stand-in's requirements here instead (no download)"
     )
     args = parser.parse_args()
-    present = image_packages(args.image)
+    pins = image_pins(args.image)
     closure = runtime_closure(PROJECT, LEFT_OUT)
     if args.rehearsal:
-        lines = rehearsal_requirements(closure, image_pins(args.image))
+        lines = rehearsal_requirements(closure, pins)
         args.rehearsal.write_text("\n".join(lines) + "\n")
         print(f"{len(lines)} requirements of the image's stand-in in {args.rehearsal}")
         return
-    missing = {name: version for name, version in sorted(closure.items()) if name not in present}
+    missing = {name: version for name, version in sorted(closure.items()) if name not in pins}
     args.dest.mkdir(parents=True, exist_ok=True)
     how = {name: fetch(f"{name}=={version}", args.dest) for name, version in missing.items()}
     wheels = sorted(args.dest.glob("*.whl"))

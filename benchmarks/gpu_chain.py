@@ -60,7 +60,7 @@ from tqdm.auto import tqdm
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "src"))  # this checkout's code, installed or not
 from lipsum_ft.posthoc.variant_names import variant_names  # noqa: E402
-from partial_run import Budget, JsonReport, exit_on_sigterm  # noqa: E402
+from partial_run import Budget, JsonReport  # noqa: E402
 from project_session import project_copy, project_session  # noqa: E402  (sets the telemetry variables)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -823,16 +823,6 @@ def measure(args: argparse.Namespace, workdir: Path, report: JsonReport, budget:
     report.update(train=train, compiled=compiled)
 
 
-def _rounded(value: Any) -> Any:
-    if isinstance(value, float):
-        return round(value, 4)
-    if isinstance(value, dict):
-        return {k: _rounded(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_rounded(v) for v in value]
-    return value
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
@@ -876,13 +866,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     logging.disable(logging.INFO)  # Kedro's node logs would bury the bar; warnings still show
     workdir = (args.workdir or Path(tempfile.mkdtemp(prefix="gpu-chain-"))).resolve()
-    report = JsonReport(args.output, _rounded)
-    exit_on_sigterm()
+    report = JsonReport(args.output, digits=4)
     try:
-        measure(args, workdir, report, budget)
-    except BaseException as error:  # a failed stage, a preempted run, Ctrl-C: say so in the JSON
-        report.fail(error)
-        raise
+        with report.recording():  # a failed stage, a preempted run, a SIGTERM: named in the JSON
+            measure(args, workdir, report, budget)
     finally:
         logging.disable(logging.NOTSET)
         if args.workdir is None:

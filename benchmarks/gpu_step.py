@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "src"))  # this checkout's co
 from lipsum_ft.clip.backbone import new_model  # noqa: E402
 from lipsum_ft.data.images import InMemoryImages, normalize  # noqa: E402
 from lipsum_ft.training.loop import TrainConfig, fit  # noqa: E402
-from partial_run import Budget, JsonReport, exit_on_sigterm  # noqa: E402
+from partial_run import Budget, JsonReport  # noqa: E402
 from step_cost import bare_loop_ms, benchmark_objective, synchronize  # noqa: E402
 
 RUNS = {"domainnet": 5_000, "imagenet": 50_000}  # the paper's steps at batch 256
@@ -236,13 +236,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     budget = Budget(args.budget_s)
-    report = JsonReport(args.output, _rounded)
-    exit_on_sigterm()
-    try:
+    report = JsonReport(args.output, digits=3)
+    with report.recording():  # a crash, Ctrl-C, a SIGTERM: named in the JSON, what was measured kept
         measure(args, report, budget)
-    except BaseException as error:  # a crash, Ctrl-C: say so in the JSON, keep what was measured
-        report.fail(error)
-        raise
     print(report.finish())
 
 
@@ -350,14 +346,6 @@ def measure(args: argparse.Namespace, report: JsonReport, budget: Budget) -> Non
         **estimate(flops, args.batch, peak, args.mfu, args.loader_per_core),
     }
     report.update()
-
-
-def _rounded(value):
-    if isinstance(value, float):
-        return round(value, 3)
-    if isinstance(value, dict):
-        return {k: _rounded(v) for k, v in value.items()}
-    return value
 
 
 if __name__ == "__main__":

@@ -8,30 +8,41 @@ command that runs past its limit is killed. Three things make such a run still w
   before it, never a half-written file;
 - ``Budget``: the seconds the run may take, against which an optional phase (a compiled re-run) is
   skipped, with the reason in the JSON, when its estimate would not fit;
-- ``exit_on_sigterm``: the SIGTERM that a time limit sends (``timeout``) unwinds like an error, so
-  the JSON names it and temporary folders are removed.
+- ``JsonReport.recording``: the SIGTERM that a time limit sends (``timeout``) unwinds like an
+  error, so the JSON names it and temporary folders are removed.
 """
 
 from __future__ import annotations
 
 import json
 import signal
-import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "src"))  # this checkout's code, installed or not
-from lipsum_ft.atomic import atomic_path  # noqa: E402
+from lipsum_ft.atomic import atomic_path  # the scripts that import this put the checkout's src first
+
+
+def rounded(value: Any, digits: int) -> Any:
+    """``value`` with every float, in dicts and lists too, rounded to ``digits`` decimals."""
+    if isinstance(value, float):
+        return round(value, digits)
+    if isinstance(value, dict):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, list):
+        return [rounded(v, digits) for v in value]
+    return value
 
 
 class JsonReport:
-    """``figures`` so far, written to ``path`` (if any) after every ``update``."""
+    """``figures`` so far, written to ``path`` (if any, floats to ``digits`` decimals) after every
+    ``update``."""
 
-    def __init__(self, path: Path | None, rounded: Callable[[Any], Any]) -> None:
+    def __init__(self, path: Path | None, digits: int) -> None:
         self.path = path
-        self.rounded = rounded
+        self.digits = digits
         self.figures: dict[str, Any] = {"complete": False}
 
     def update(self, **fields: Any) -> None:
@@ -42,13 +53,25 @@ class JsonReport:
         """Name the error in the JSON (what was measured before it stays)."""
         self.update(error=f"{type(error).__name__}: {error}")
 
+    @contextmanager
+    def recording(self) -> Iterator[None]:
+        """Run the measurement: a SIGTERM ends it as ``SystemExit`` (the training loop's own
+        preemption handler takes over while it runs, and ends its run with ``Preempted``), and any
+        error that ends it is named in the JSON before it propagates."""
+        signal.signal(signal.SIGTERM, _stop)
+        try:
+            yield
+        except BaseException as error:
+            self.fail(error)
+            raise
+
     def finish(self) -> str:
         """Mark the run complete and write it; the JSON text."""
         self.figures["complete"] = True
         return self._write()
 
     def _write(self) -> str:
-        text = json.dumps(self.rounded(self.figures), indent=2)
+        text = json.dumps(rounded(self.figures, self.digits), indent=2)
         if self.path is not None:
             with atomic_path(self.path) as temporary:
                 temporary.write_text(text + "\n")
@@ -76,11 +99,5 @@ class Budget:
         )
 
 
-def exit_on_sigterm() -> None:
-    """Turn SIGTERM into ``SystemExit`` (the training loop's own preemption handler takes over while it
-    runs, and ends its run with ``Preempted``)."""
-
-    def stop(signum: int, frame: object) -> None:
-        raise SystemExit(f"stopped by {signal.Signals(signum).name}")
-
-    signal.signal(signal.SIGTERM, stop)
+def _stop(signum: int, frame: object) -> None:
+    raise SystemExit(f"stopped by {signal.Signals(signum).name}")

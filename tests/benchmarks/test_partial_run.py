@@ -22,9 +22,7 @@ def partial(monkeypatch):
 
 def test_the_json_holds_every_update_at_once_and_is_complete_only_at_the_end(partial, tmp_path):
     out = tmp_path / "figures.json"
-    report = partial.JsonReport(
-        out, lambda v: {k: round(x, 1) if isinstance(x, float) else x for k, x in v.items()}
-    )
+    report = partial.JsonReport(out, digits=1)
     report.update(device="cpu")
     assert json.loads(out.read_text()) == {"complete": False, "device": "cpu"}
     report.update(ft_step_ms=12.345, stages={"data": 1})
@@ -42,7 +40,7 @@ def test_the_json_holds_every_update_at_once_and_is_complete_only_at_the_end(par
 
 def test_a_failure_is_named_and_what_was_measured_stays(partial, tmp_path):
     out = tmp_path / "figures.json"
-    report = partial.JsonReport(out, lambda v: v)
+    report = partial.JsonReport(out, digits=4)
     report.update(stages={"data": 3.5})
     report.fail(RuntimeError("evaluate: CUDA out of memory"))
     on_disk = json.loads(out.read_text())
@@ -55,7 +53,7 @@ def test_a_failure_is_named_and_what_was_measured_stays(partial, tmp_path):
 
 def test_no_output_path_writes_nothing_and_still_returns_the_text(partial, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    report = partial.JsonReport(None, lambda v: v)
+    report = partial.JsonReport(None, digits=4)
     report.update(device="cuda")
     assert json.loads(report.finish()) == {"complete": True, "device": "cuda"}
     assert not list(tmp_path.iterdir())
