@@ -1,5 +1,6 @@
 """Project hooks: stop a run before any node executes when its parameters or inputs are unusable,
-and keep the non-zero ranks of a multi-node job from writing.
+keep the non-zero ranks of a multi-node job from writing, and keep a study's finished runs until the
+run that made them has saved its outputs.
 
 Both stops print one line naming the key or the pipeline to run first, not a traceback: the
 exception is a ``SystemExit`` subclass, which Kedro's CLI turns into a message and exit code 1.
@@ -7,6 +8,7 @@ exception is a ``SystemExit`` subclass, which Kedro's CLI turns into a message a
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,11 @@ from lipsum_ft.io.rank_zero import RankLocalDataset
 from lipsum_ft.params.registry import validate_parameters
 from lipsum_ft.params.shared import ParameterError
 from lipsum_ft.training.cluster import launched_rank
+from lipsum_ft.training.run_records import RunRecords
+
+log = logging.getLogger(__name__)
+# the tags of a study's training node: it keeps each finished run in its parameters' ``resume_dir``
+STUDY_TRAINING = frozenset({"training", "study"})
 
 
 class RunAborted(SystemExit):
@@ -139,3 +146,46 @@ class RankZeroWritesHook:
             dataset = catalog.get(name)
             if not isinstance(dataset, MemoryDataset):
                 catalog[name] = RankLocalDataset(dataset, rank)
+
+
+class StudyRecordsHook:
+    """Clear a study's finished runs (``training.run_records``) only when the whole Kedro run has
+    succeeded, its outputs saved.
+
+    The records must outlive the study's training node: the scoring and the reports come after it, and
+    a run stopped there (preempted while it scores every run on the test images) would otherwise train
+    every run again. A failed run keeps them and says where; started again, it restores them.
+    """
+
+    def __init__(self) -> None:
+        self._folders: list[Path] = []
+
+    @hook_impl
+    def before_pipeline_run(self) -> None:
+        self._folders = []
+
+    @hook_impl
+    def after_node_run(self, node, inputs: dict[str, Any]) -> None:
+        if node.tags >= STUDY_TRAINING:
+            self._folders += [
+                Path(value["resume_dir"])
+                for value in inputs.values()
+                if isinstance(value, dict) and value.get("resume_dir")
+            ]
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        for folder in self._folders:
+            RunRecords(folder).clear()
+        self._folders = []
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        for folder in self._folders:
+            if folder.is_dir():
+                log.warning(
+                    "the study's finished runs stay in %s: the same command, run again, restores them "
+                    "instead of training them",
+                    folder,
+                )
+        self._folders = []

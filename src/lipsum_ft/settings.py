@@ -6,11 +6,18 @@ from lipsum_ft.hooks import (
     InterruptedWritesHook,
     MissingInputsHook,
     RankZeroWritesHook,
+    StudyRecordsHook,
     ValidateParametersHook,
 )
 
 # pluggy calls the last registered first: interrupted writes are recovered before inputs are checked
-HOOKS = (ValidateParametersHook(), MissingInputsHook(), InterruptedWritesHook(), RankZeroWritesHook())
+HOOKS = (
+    ValidateParametersHook(),
+    MissingInputsHook(),
+    InterruptedWritesHook(),
+    RankZeroWritesHook(),
+    StudyRecordsHook(),
+)
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

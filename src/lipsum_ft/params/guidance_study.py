@@ -24,8 +24,8 @@ class GuidanceStudyParams(GroupParams):
     dvclive_dir: str | None = (
         None  # DVCLive folder of the study's live curves (one series per run); null: none
     )
-    # where each finished run waits until the study ends (training.run_records), so a study started
-    # again after an interruption trains only the runs it had not finished; null: none
+    # where each finished run waits until the study's run has saved its outputs (training.run_records),
+    # so a study started again after an interruption trains only the runs it had not finished; null: none
     resume_dir: str | None = None
 
     @model_validator(mode="after")

@@ -1,5 +1,6 @@
-"""Finished runs of a grid, kept on disk until the grid ends: an interrupted study (a preempted
-`dvc repro ablation`) starts again after its last finished run instead of from its first.
+"""Finished runs of a grid, kept on disk until what was made of them is saved: an interrupted study (a
+preempted `dvc repro ablation`, in its grid or while it scores the runs) starts again after its last
+finished run instead of from its first.
 
 A record is what the grid keeps of a run, as ``fit`` returned it (the best-on-val trainable state, the
 step log, the best step and its validation accuracy, the GPU peak) and how long it trained. It is
@@ -95,7 +96,8 @@ class RunRecords:
         return RunRecord(self.folder / f"{series}.pt")
 
     def clear(self) -> None:
-        """The grid has finished: its records go (global rank 0), then the folder if nothing else is in it."""
+        """What was made of the grid's runs is saved: its records go (global rank 0), then the folder if
+        nothing else is in it."""
         if launched_rank() != 0 or not self.folder.is_dir():
             return
         for record in self.folder.glob("*.pt"):

@@ -236,8 +236,10 @@ def run_grid(
     """Every run fine-tuned from the zero-shot model on the same (train, val) data: each run's
     best-on-val model by name, and all step logs in one frame. With ``live_dir``, each run streams
     its curves into that DVCLive folder (cleared by the first run, so it holds this grid's runs).
-    With ``resume_dir``, each finished run is recorded there until the grid ends (``run_records``):
-    the grid started again after an interruption trains only the runs it had not finished."""
+    With ``resume_dir``, each finished run is recorded there (``run_records``): the grid started again
+    after an interruption trains only the runs it had not finished. The records outlive the grid: the
+    caller clears them (``RunRecords.clear``) once what it made of the runs is saved, so that a stop
+    while it scores them costs no training either."""
     train_data, val_data = data
     records = RunRecords(Path(resume_dir)) if resume_dir else None
     models, logs = {}, []
@@ -269,6 +271,4 @@ def run_grid(
         models[run.name] = bundle
         logs.append(frame.assign(**run.labels))
         log.info("%s: %s done (%d of %d runs)", desc, run.name, len(models), len(runs))
-    if records:
-        records.clear()
     return models, pd.concat(logs, ignore_index=True)

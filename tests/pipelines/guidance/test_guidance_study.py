@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pandas as pd
 import pytest
 
+from lipsum_ft.hooks import STUDY_TRAINING
+from lipsum_ft.params.ablation import AblationParams
+from lipsum_ft.params.finetune import FinetuneParams
+from lipsum_ft.params.guidance_study import GuidanceStudyParams
+from lipsum_ft.pipeline_registry import register_pipelines
 from lipsum_ft.studies.guidance_report import study_markdown, study_summary
-from tests.kedro_helpers import run_in
+from lipsum_ft.training import runs
+from tests.kedro_helpers import linked_after_zeroshot, run_in
 
 STRATEGIES = ["random_tokens", "random_words", "class_free_captions", "fixed_pool"]
 
@@ -76,3 +83,63 @@ def test_each_strategy_changes_the_regulariser_but_not_the_first_step(study):
     assert first["ce"].nunique() == 1  # same seed: same batch and same start
     later = seed0.xs(4, level="step")["reg"]
     assert later.nunique() == len(STRATEGIES)  # different texts, different regulariser
+
+
+def test_the_records_kept_to_the_end_of_a_run_are_those_of_the_two_studies_training_nodes():
+    """StudyRecordsHook keeps a node's ``resume_dir`` to the run's end when the node carries both tags."""
+    tagged = {
+        node.name: [name for name in node.inputs if name.startswith("params:")]
+        for pipeline in register_pipelines().values()
+        for node in pipeline.nodes
+        if node.tags >= STUDY_TRAINING
+    }
+    assert tagged == {
+        "finetune_study_arms": ["params:finetune", "params:guidance_study"],
+        "finetune_ablation_runs": ["params:finetune", "params:ablation"],
+    }
+    assert "resume_dir" in GuidanceStudyParams.model_fields and "resume_dir" in AblationParams.model_fields
+    assert "resume_dir" not in FinetuneParams.model_fields  # the only dict input that names a folder
+
+
+def test_a_study_stopped_while_scoring_restores_its_runs_instead_of_training_them(
+    study, tmp_path, monkeypatch, caplog
+):
+    """The records outlive the training node: a run that fails after it (here a class-groups file that
+    cannot be read, as a kill while scoring) keeps them; started again, no run trains, the results are
+    the uninterrupted study's, and the records go only once the run has succeeded."""
+    project = linked_after_zeroshot(study, tmp_path / "project")
+    intermediate = project / "data/02_intermediate"
+    intermediate.unlink()  # a link to the chain's folder: made a folder of links, one file broken
+    intermediate.mkdir()
+    for path in (study / "data/02_intermediate").iterdir():
+        (intermediate / path.name).symlink_to(path)
+    groups = intermediate / "class_groups.json"
+    groups.unlink()
+    groups.write_text("{not json")
+    records = project / "data/06_models/study_runs/guidance"
+
+    trained = []
+    fit = runs.fit
+    monkeypatch.setattr(runs, "fit", lambda *args, **kwargs: trained.append(1) or fit(*args, **kwargs))
+    with (
+        caplog.at_level(logging.WARNING, logger="lipsum_ft.hooks"),
+        pytest.raises(Exception, match="class_groups"),
+    ):
+        run_in(project, ["guidance"])
+    arms = 1 + len(STRATEGIES)  # FT beside each strategy, at seeds 0 and 1
+    assert len(trained) == 2 * arms
+    assert sorted(p.name for p in records.iterdir()) == sorted(
+        f"{arm}-seed{seed}.pt" for arm in ["ft", *STRATEGIES] for seed in (0, 1)
+    )
+    assert f"the study's finished runs stay in {records.relative_to(project)}" in caplog.text
+
+    groups.unlink()
+    groups.symlink_to(study / "data/02_intermediate/class_groups.json")
+    trained.clear()
+    run_in(project, ["guidance"])
+    assert trained == []  # every run restored from its record
+    assert not records.exists()  # the run succeeded: its records are gone
+    pd.testing.assert_frame_equal(
+        pd.read_csv(project / "reports/guidance/results.csv"),
+        pd.read_csv(study / "reports/guidance/results.csv"),
+    )
