@@ -91,10 +91,11 @@ class Budget:
 
     def skip_reason(self, what: str, estimate_s: float) -> str | None:
         """None if ``what`` (about ``estimate_s`` seconds) fits in what is left; else why it is skipped."""
-        if self.seconds is None or self.used() + estimate_s <= self.seconds:
+        used = self.used()  # one reading: the reason gives the figure the decision was made on
+        if self.seconds is None or used + estimate_s <= self.seconds:
             return None
         return (
-            f"skipped: {what} needs about {estimate_s:.0f} s and {self.used():.0f} s "
+            f"skipped: {what} needs about {estimate_s:.0f} s and {used:.0f} s "
             f"of the {self.seconds:.0f} s budget (--budget-s) were used"
         )
 

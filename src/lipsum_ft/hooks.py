@@ -21,7 +21,6 @@ from lipsum_ft.io.rank_zero import RankLocalDataset
 from lipsum_ft.params.registry import validate_parameters
 from lipsum_ft.params.shared import ParameterError
 from lipsum_ft.training.cluster import launched_rank
-from lipsum_ft.training.run_records import RunRecords
 
 log = logging.getLogger(__name__)
 # the tags of a study's training node: it keeps each finished run in its parameters' ``resume_dir``
@@ -162,7 +161,7 @@ class StudyRecordsHook:
 
     @hook_impl
     def before_pipeline_run(self) -> None:
-        self._folders = []
+        self._folders = []  # the folders of this run only (an interrupted run reaches no end hook)
 
     @hook_impl
     def after_node_run(self, node, inputs: dict[str, Any]) -> None:
@@ -175,9 +174,11 @@ class StudyRecordsHook:
 
     @hook_impl
     def after_pipeline_run(self) -> None:
+        # imported here: at the top it would load torch into every Kedro command's start-up (settings)
+        from lipsum_ft.training.run_records import RunRecords
+
         for folder in self._folders:
             RunRecords(folder).clear()
-        self._folders = []
 
     @hook_impl
     def on_pipeline_error(self) -> None:
@@ -188,4 +189,3 @@ class StudyRecordsHook:
                     "instead of training them",
                     folder,
                 )
-        self._folders = []
