@@ -153,7 +153,8 @@ class StudyRecordsHook:
 
     The records must outlive the study's training node: the scoring and the reports come after it, and
     a run stopped there (preempted while it scores every run on the test images) would otherwise train
-    every run again. A failed run keeps them and says where; started again, it restores them.
+    every run again. The log names the folder when the grid ends and again when a run fails; started
+    again, the run restores them.
     """
 
     def __init__(self) -> None:
@@ -165,12 +166,20 @@ class StudyRecordsHook:
 
     @hook_impl
     def after_node_run(self, node, inputs: dict[str, Any]) -> None:
-        if node.tags >= STUDY_TRAINING:
-            self._folders += [
-                Path(value["resume_dir"])
-                for value in inputs.values()
-                if isinstance(value, dict) and value.get("resume_dir")
-            ]
+        if not node.tags >= STUDY_TRAINING:
+            return
+        folders = [
+            Path(value["resume_dir"])
+            for value in inputs.values()
+            if isinstance(value, dict) and value.get("resume_dir")
+        ]
+        for folder in folders:  # said now: a kill while scoring (SIGTERM) reaches no end hook
+            log.info(
+                "the study's finished runs stay in %s until this run has saved its outputs: stopped "
+                "before that, the same command restores them instead of training them",
+                folder,
+            )
+        self._folders += folders
 
     @hook_impl
     def after_pipeline_run(self) -> None:

@@ -122,7 +122,7 @@ def test_a_study_stopped_while_scoring_restores_its_runs_instead_of_training_the
     fit = runs.fit
     monkeypatch.setattr(runs, "fit", lambda *args, **kwargs: trained.append(1) or fit(*args, **kwargs))
     with (
-        caplog.at_level(logging.WARNING, logger="lipsum_ft.hooks"),
+        caplog.at_level(logging.INFO, logger="lipsum_ft.hooks"),
         pytest.raises(Exception, match="class_groups"),
     ):
         run_in(project, ["guidance"])
@@ -131,7 +131,11 @@ def test_a_study_stopped_while_scoring_restores_its_runs_instead_of_training_the
     assert sorted(p.name for p in records.iterdir()) == sorted(
         f"{arm}-seed{seed}.pt" for arm in ["ft", *STRATEGIES] for seed in (0, 1)
     )
-    assert f"the study's finished runs stay in {records.relative_to(project)}" in caplog.text
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "lipsum_ft.hooks"]
+    kept = f"the study's finished runs stay in {records.relative_to(project)}"
+    # when the grid ends (what a run killed while scoring has shown), then when the run fails
+    assert [level for level, message in said if message.startswith(kept)] == ["INFO", "WARNING"], said
+    assert "until this run has saved its outputs" in next(m for level, m in said if level == "INFO")
 
     groups.unlink()
     groups.symlink_to(study / "data/02_intermediate/class_groups.json")
