@@ -1,5 +1,5 @@
-"""Objectives, configs, injected faults and comparisons that the loop tests share (``test_training``,
-``test_checkpoint``, ``test_checkpoint_faults``, ``test_live``)."""
+"""The tiny model and images, objectives, configs, injected faults and comparisons that the loop tests
+share (``test_training``, ``test_checkpoint``, ``test_checkpoint_faults``, ``test_live``)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,33 @@ from dataclasses import replace
 
 import pytest
 import torch
+import torch.nn.functional as F
 
+from lipsum_ft.clip.backbone import new_model
+from lipsum_ft.data.images import InMemoryImages
 from lipsum_ft.training.loop import TrainConfig
 from tests.training.objective_helpers import build_objective
 
 CLASSNAMES = ["a", "b", "c", "d"]
+
+
+def tiny_setup():
+    """(model, spec, head, train, val): TinyCLIP at seed 0, a random unit head over four classes, and
+    24 training and 8 validation images of 32 px (the ``setup`` fixture; a fresh process builds its own)."""
+    model, spec = new_model("TinyCLIP-ViT-P8-32", seed=0)
+    head = F.normalize(torch.randn(128, 4, generator=torch.Generator().manual_seed(1)), dim=0)
+    g = torch.Generator().manual_seed(2)
+    mean, std = spec.preprocess_cfg["mean"], spec.preprocess_cfg["std"]
+    train = InMemoryImages(
+        torch.randint(0, 256, (24, 3, 32, 32), generator=g, dtype=torch.uint8),
+        torch.arange(24) % 4,
+        mean,
+        std,
+    )
+    val = InMemoryImages(
+        torch.randint(0, 256, (8, 3, 32, 32), generator=g, dtype=torch.uint8), torch.arange(8) % 4, mean, std
+    )
+    return model.eval(), spec, head, train, val
 
 
 def make(setup, method="lipsum", **settings):

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from lipsum_ft.clip.features import encode_images
+from lipsum_ft.clip.inference import inference_on
 from lipsum_ft.clip.zeroshot import ClipClassifier
 from lipsum_ft.evaluation.metrics import (
     classification_metrics,
@@ -49,7 +50,7 @@ def domain_passes(
     """Features and logits of ``classifier`` on every domain, logits pooled into the domain's class
     groups where it has them: what every score (per domain or per image) is computed from.
 
-    The caller puts the classifier in eval mode on ``device`` and runs under ``torch.inference_mode``.
+    The caller holds the classifier on ``device`` for inference (``inference_on``).
     """
     for domain, images in data.items():
         features = encode_images(
@@ -62,7 +63,6 @@ def domain_passes(
         yield DomainPass(domain, features, logits, labels)
 
 
-@torch.inference_mode()
 def score_variant(
     classifier: ClipClassifier,
     data: Mapping[str, Any],
@@ -80,17 +80,16 @@ def score_variant(
 
     Returns the image features too, so the zero-shot model's can serve as the reference of later variants.
     """
-    classifier.eval().to(device)
     scores, features_by_domain = {}, {}
-    for run in domain_passes(classifier, data, class_groups, batch_size, device, progress, name):
-        features_by_domain[run.domain] = run.features
-        metrics = classification_metrics(run.logits, run.labels, bins)
-        if text_features is not None:
-            reference = zero_shot_features[run.domain] if zero_shot_features is not None else run.features
-            metrics["energy_gap"] = energy_gap(run.features, reference, text_features)
-            metrics["feature_distortion"] = feature_distortion(run.features, reference)
-        scores[run.domain] = DomainScores(metrics, reliability_bins(run.logits, run.labels, bins))
-    classifier.cpu()
+    with inference_on(classifier, device):
+        for run in domain_passes(classifier, data, class_groups, batch_size, device, progress, name):
+            features_by_domain[run.domain] = run.features
+            metrics = classification_metrics(run.logits, run.labels, bins)
+            if text_features is not None:
+                reference = zero_shot_features[run.domain] if zero_shot_features is not None else run.features
+                metrics["energy_gap"] = energy_gap(run.features, reference, text_features)
+                metrics["feature_distortion"] = feature_distortion(run.features, reference)
+            scores[run.domain] = DomainScores(metrics, reliability_bins(run.logits, run.labels, bins))
     return scores, features_by_domain
 
 

@@ -14,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from lipsum_ft.clip.backbone import ClipBundle, ModelSpec
+from lipsum_ft.clip.inference import inference_on
 from lipsum_ft.clip.zeroshot import ClipClassifier, classifier_for
 from lipsum_ft.data.images import load_split_for
 from lipsum_ft.data.unlabelled import UnlabelledImages, without_labels
@@ -64,8 +65,7 @@ def selection_criteria(
 ) -> dict[str, float]:
     """What model choice may read of a candidate: reference val accuracy and NLL, and the energy gap
     on the shift domains' val images, which carry no labels."""
-    with torch.inference_mode():
-        classifier.to(params.device)
+    with inference_on(classifier, params.device):
         logits = torch.cat(
             [
                 classifier(b.to(params.device)).float().cpu()
@@ -75,7 +75,6 @@ def selection_criteria(
         gap = label_free_energy_gap(
             classifier.visual, shift_val, zero_shift_val, texts, params.batch_size, params.device
         )
-        classifier.cpu()
     labels = reference_val.labels
     if groups is not None:
         logits, labels = group_logits(logits, labels, groups)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from lipsum_ft.clip.inference import inference_on
 from lipsum_ft.clip.zeroshot import ClipClassifier
 from lipsum_ft.evaluation.metrics import energy_gap_per_image, feature_distortion_per_image
 from lipsum_ft.evaluation.scoring import domain_passes
@@ -51,7 +52,6 @@ def image_outcomes(
     }
 
 
-@torch.inference_mode()
 def classifier_outcomes(
     classifier: ClipClassifier,
     data: Mapping[str, Any],
@@ -65,13 +65,14 @@ def classifier_outcomes(
 
     Without ``zero_shot_features`` the classifier is its own reference (the zero-shot model: gaps of 0).
     """
-    classifier.eval().to(device)
     outcomes, features_by_domain = {}, {}
-    for run in domain_passes(classifier, data, class_groups, batch_size, device):
-        features_by_domain[run.domain] = run.features
-        reference = zero_shot_features[run.domain] if zero_shot_features is not None else run.features
-        outcomes[run.domain] = image_outcomes(run.logits, run.labels, run.features, reference, text_features)
-    classifier.cpu()
+    with inference_on(classifier, device):
+        for run in domain_passes(classifier, data, class_groups, batch_size, device):
+            features_by_domain[run.domain] = run.features
+            reference = zero_shot_features[run.domain] if zero_shot_features is not None else run.features
+            outcomes[run.domain] = image_outcomes(
+                run.logits, run.labels, run.features, reference, text_features
+            )
     return outcomes, features_by_domain
 
 

@@ -268,9 +268,9 @@ class _RankTrainer:
         """
         config = self.config
         on_gpu = self.fabric.device.type == "cuda"
-        if on_gpu:
-            torch.cuda.reset_peak_memory_stats(self.fabric.device)
         self.setup(objective)
+        if on_gpu:  # after the setup's move: before CUDA's first use the reset fails ("did you call init?")
+            torch.cuda.reset_peak_memory_stats(self.fabric.device)
         start = self.load()
         self.curves = curves_for(config.live, config.log_every, config.steps, self.fabric.is_global_zero)
         self.curves.add(self.result.log)

@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 
 from lipsum_ft.clip.backbone import ClipBundle
+from lipsum_ft.clip.inference import inference_on
 from lipsum_ft.clip.prompts import resolve_templates
 from lipsum_ft.clip.zeroshot import ClipClassifier, build_zeroshot_weights
 from lipsum_ft.data.images import load_split_for
@@ -24,14 +25,19 @@ log = logging.getLogger(__name__)
 def build_zeroshot_head(
     pretrained_clip: ClipBundle, classnames: list[str], zeroshot: dict[str, Any]
 ) -> dict[str, torch.Tensor]:
-    """W (embed_dim x K) from class names x templates, and the model's logit scale kept apart."""
+    """W (embed_dim x K) from class names x templates, and the model's logit scale kept apart.
+
+    The text tower runs on ``zeroshot.device``: DomainNet's 345 classes x 80 templates of 77 tokens
+    through ViT-B/16's text tower are about 1.6 x 10^14 FLOPs, minutes on a CPU.
+    """
     params = parse(ZeroshotParams, zeroshot)
-    model = pretrained_clip.model.eval()
+    model = pretrained_clip.model
     tokenizer = open_clip.get_tokenizer(
         pretrained_clip.spec.name, context_length=pretrained_clip.spec.context_length
     )
-    weight = build_zeroshot_weights(model, tokenizer, classnames, resolve_templates(params.templates))
-    return {"weight": weight, "logit_scale": model.logit_scale.detach().exp().reshape(())}
+    with inference_on(model, params.device):
+        weight = build_zeroshot_weights(model, tokenizer, classnames, resolve_templates(params.templates))
+    return {"weight": weight.cpu(), "logit_scale": model.logit_scale.detach().exp().reshape(())}
 
 
 def evaluate_zeroshot(
