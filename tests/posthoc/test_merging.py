@@ -39,7 +39,7 @@ def test_tpgm_with_large_radii_keeps_fine_tuned_weights_and_with_tiny_radii_zero
     names = [k for k in zero if k != "logit_scale"]
     projection = TPGMProjection(zero, tuned, names)
     for name in names:
-        projection.radii[name].data.fill_(projection.ceilings[name].item() * 10)
+        projection.radii[name].data.fill_(projection.ceilings[name] * 10)
     projection.clip_radii()
     projected = projection.project()
     for name in names:
@@ -75,7 +75,7 @@ def test_learned_radii_stay_within_bounds():
         )
         for name, radius in projection.radii.items():
             floor = torch.tensor(1e-8).item()  # 1e-8 as float32 holds it
-            assert radius.ndim == 0 and floor <= radius.item() <= projection.ceilings[name].item()
+            assert radius.ndim == 0 and floor <= radius.item() <= projection.ceilings[name]
         assert projected.keys() == tuned.keys()
         for name in projection.names:
             ratio = projection.ratio(name)

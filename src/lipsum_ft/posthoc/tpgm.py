@@ -49,14 +49,14 @@ class TPGMProjection:
     def __post_init__(self) -> None:
         self.deltas = {n: (self.finetuned[n] - self.zero_shot[n]).detach() for n in self.names}
         self.norms = {n: tensor_norm(d, self.norm) for n, d in self.deltas.items()}
-        self.ceilings = {n: v.max() for n, v in self.norms.items()}
+        self.ceilings = {n: v.max().item() for n, v in self.norms.items()}  # read once: no sync per step
         self.radii = {n: (v.min() / 2).clone().requires_grad_(True) for n, v in self.norms.items()}
 
     def clip_radii(self) -> None:
         """Keep each radius in [1e-8, max of its own tensor's norms] (no gradient through the clipping)."""
         with torch.no_grad():
             for name, radius in self.radii.items():
-                radius.copy_(F.hardtanh(radius, 1e-8, self.ceilings[name].item()))
+                radius.copy_(F.hardtanh(radius, 1e-8, self.ceilings[name]))
 
     def ratio(self, name: str) -> torch.Tensor:
         """clamp(gamma / (||d|| + 1e-8), 0, 1): a scalar for ``l2``, one value per row for ``mars``."""
