@@ -20,18 +20,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lipsum_ft.clip.backbone import ClipBundle, new_model
+from lipsum_ft.clip.backbone import ClipBundle
 from lipsum_ft.clip.inference import inference_on
 from lipsum_ft.clip.zeroshot import classifier_for
-from lipsum_ft.data.images import InMemoryImages
 from lipsum_ft.evaluation.variants import score_variants
 from lipsum_ft.params.evaluate import EvaluateParams
 from lipsum_ft.pipelines.zeroshot.nodes import build_zeroshot_head
+from lipsum_ft.posthoc.wise import wise
 from lipsum_ft.studies.outcomes import classifier_outcomes
+from tests.training.loop_helpers import tiny_setup
 
 REPO = Path(__file__).resolve().parents[2]
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-CLASSES = 5
 
 
 def cloning_moves(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -53,38 +53,27 @@ def cloning_moves(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 @pytest.fixture(scope="module")
 def tiny():
-    """TinyCLIP, a random unit head over five classes, two domains of 12 images, and 6 unit texts."""
-    model, spec = new_model("TinyCLIP-ViT-P8-32", seed=4)
-    g = torch.Generator().manual_seed(5)
-    head = {
-        "weight": F.normalize(torch.randn(128, CLASSES, generator=g), dim=0),
-        "logit_scale": torch.tensor(30.0),
-    }
-    mean, std = spec.preprocess_cfg["mean"], spec.preprocess_cfg["std"]
-    data = {
-        domain: InMemoryImages(
-            torch.randint(0, 256, (12, 3, 32, 32), generator=g, dtype=torch.uint8),
-            torch.tensor([0, 1, 2, 3, 4, 0, 1, 2, 0, 1, 0, 3]),
-            mean,
-            std,
-        )
-        for domain in ("photo", "sketch")
-    }
-    texts = F.normalize(torch.randn(6, 128, generator=g), dim=-1)
-    return model.eval(), spec, head, data, texts
+    """The loop tests' TinyCLIP and head (four classes), its two image sets as two domains, 6 unit texts."""
+    model, spec, weight, train, val = tiny_setup()
+    texts = F.normalize(torch.randn(6, 128, generator=torch.Generator().manual_seed(5)), dim=-1)
+    return (
+        model,
+        spec,
+        {"weight": weight, "logit_scale": torch.tensor(30.0)},
+        {"photo": train, "sketch": val},
+        texts,
+    )
 
 
 def states(model: nn.Module, head: dict[str, torch.Tensor]) -> list[tuple[str, dict[str, torch.Tensor]]]:
-    """Two classifier states away from zero-shot, as WiSE hands them to evaluation."""
+    """Two WiSE states between the zero-shot classifier and one moved away from it (what evaluation gets)."""
     zero_shot = classifier_for(model, head).state_dict()
     g = torch.Generator().manual_seed(6)
     away = {
         k: v + 0.05 * torch.randn(v.shape, generator=g) if v.is_floating_point() else v
         for k, v in zero_shot.items()
     }
-    return [
-        (f"wise-ft-{a}", {k: (1 - a) * zero_shot[k] + a * away[k] for k in zero_shot}) for a in (0.25, 0.75)
-    ]
+    return [(f"wise-ft-{a}", wise(zero_shot, away, a)) for a in (0.25, 0.75)]
 
 
 def scored(tiny, device: str = "cpu") -> pd.DataFrame:
