@@ -171,6 +171,40 @@ def test_streamed_batches_are_uint8_crops_normalised_at_the_end_and_resume_exact
     )
 
 
+def test_streamed_eval_batches_are_clips_eval_transform_normalised_where_they_are_used(tmp_path):
+    """Workers ship the resized centre crop as uint8; the batch is normalised on the consumer's device.
+    Written out here: PIL's bicubic resize of the shorter side to 256/224 of the size, the centre crop
+    (ObjectNet's border cropped first), then ``(x / 255 - mean) / std``, in file order."""
+    paths = []
+    for i in range(5):
+        paths.append(str(tmp_path / f"{i}.jpg"))
+        smooth_jpeg(paths[-1], 300 + 37 * i, 420 - 23 * i, seed=i)
+    border = [0, 4, 0, 0, 0]
+    images = StreamedImages(paths, [3, 1, 4, 1, 5], 32, MEAN, STD, LoaderSettings(), border=border)
+    mean, std = torch.tensor(MEAN).view(3, 1, 1), torch.tensor(STD).view(3, 1, 1)
+    expected = []
+    for path, cut in zip(paths, border, strict=True):
+        image = Image.open(path).convert("RGB")
+        image = image.crop((cut, cut, image.width - cut, image.height - cut))
+        short = 37  # round(32 * 256 / 224)
+        scale = short / min(image.size)
+        image = image.resize(
+            (max(short, int(image.width * scale)), max(short, int(image.height * scale))), Image.BICUBIC
+        )
+        left, top = round((image.width - 32) / 2), round((image.height - 32) / 2)
+        pixels = torch.from_numpy(np.array(image.crop((left, top, left + 32, top + 32)))).permute(2, 0, 1)
+        expected.append((pixels.float() / 255 - mean) / std)
+    shipped, _ = images._eval_files()[1]  # what a worker puts through shared and pinned memory
+    assert shipped.dtype == torch.uint8 and shipped.shape == (3, 32, 32)
+    batches = list(images.eval_batches(2))
+    assert [len(b) for b in batches] == [2, 2, 1] and {b.dtype for b in batches} == {torch.float32}
+    torch.testing.assert_close(torch.cat(batches), torch.stack(expected), rtol=0, atol=1e-6)
+    sampled, labels = next(images.sample_batches(3, seed=0))  # TPGM's batches: the same transform
+    for row, label in zip(sampled, labels, strict=True):
+        match = [k for k, e in enumerate(expected) if torch.allclose(row, e, rtol=0, atol=1e-6)]
+        assert [images.labels[k] for k in match] == [label]
+
+
 def test_torchvisions_decoder_and_pils_give_the_same_crops(tmp_path, monkeypatch):
     # torchvision's image decoders are deprecated (0.29); without them PIL decodes, to the same bytes.
     import lipsum_ft.data.images as images

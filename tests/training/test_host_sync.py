@@ -9,6 +9,7 @@ present (the device check); skipped elsewhere.
 
 from __future__ import annotations
 
+import itertools
 import signal
 from datetime import timedelta
 
@@ -16,9 +17,10 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from lipsum_ft.training.objectives import queued_to
+from lipsum_ft.data.images import Augment, normalize, normalize_pixel_rows
 from lipsum_ft.training.preemption import PreemptionFlag, stop_vote
 from lipsum_ft.training.schedule import adamw, decay_groups
+from lipsum_ft.transfer import queued_to
 from tests.training.loop_helpers import make
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -91,6 +93,50 @@ def test_the_ranks_stop_vote_does_not_wait_for_the_gpu(monkeypatch):
     finally:
         dist.destroy_process_group()
     torch.cuda.synchronize()
+
+
+@cuda
+def test_batches_are_normalised_on_the_gpu_without_a_host_sync():
+    """The streamed loader ships uint8 bytes and normalises them on the device every step and every
+    evaluation batch; its per-channel constants were made with ``torch.tensor(..., device=cuda)``, a
+    blocking copy, twice a batch."""
+    mean, std = (0.48, 0.46, 0.41), (0.27, 0.26, 0.28)
+    g = torch.Generator().manual_seed(3)
+    rows = torch.randint(0, 256, (4, 16, 16, 3), dtype=torch.uint8, generator=g)
+    planar = rows.permute(0, 3, 1, 2).contiguous()
+    on_gpu = rows.cuda(), planar.cuda()
+    normalize_pixel_rows(on_gpu[0], mean, std), normalize(on_gpu[1], mean, std)  # pinned pool's first use
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(3):
+            from_rows = normalize_pixel_rows(on_gpu[0], mean, std)
+            from_planar = normalize(on_gpu[1], mean, std)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    torch.testing.assert_close(from_rows.cpu(), normalize_pixel_rows(rows, mean, std), rtol=0, atol=1e-6)
+    torch.testing.assert_close(from_planar.cpu(), normalize(planar, mean, std), rtol=0, atol=1e-6)
+
+
+@cuda
+def test_in_memory_training_batches_are_augmented_on_the_gpu_without_a_host_sync(setup):
+    """The embedded benchmark on a GPU: each step's bytes, crop parameters and labels were copied from
+    pageable memory (a blocking copy each), after the whole batch was augmented on the CPU."""
+    train = setup[3]
+    augment = Augment((0.5, 1.0), (3 / 4, 4 / 3), True, seed=4)
+    batches = train.train_batches(0, 8, augment, device="cuda")
+    next(batches)  # the pinned pool's first use
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        on_gpu = [next(batches) for _ in range(3)]
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    on_cpu = list(itertools.islice(train.train_batches(1, 8, augment), 3))
+    for (images, labels), (cpu_images, cpu_labels) in zip(on_gpu, on_cpu, strict=True):
+        assert images.device.type == labels.device.type == "cuda"
+        torch.testing.assert_close(images.cpu(), cpu_images, rtol=0, atol=1e-4)
+        assert torch.equal(labels.cpu(), cpu_labels)
 
 
 @cuda

@@ -245,3 +245,21 @@ def test_a_pool_larger_than_m_gives_each_step_its_own_m_rows(zero_shot):
         rows[step] = torch.randperm(12, generator=torch.Generator().manual_seed(seed * 1_000_003 + step))[:5]
         torch.testing.assert_close(lipsum.text_features(step), encoded[rows[step]], rtol=1e-5, atol=1e-6)
     assert not torch.equal(rows[4], rows[9])
+
+
+def test_flyp_builds_its_head_a_few_classes_at_a_time(zero_shot):
+    """Every validation recomputes FLYP's head from all class prompts; in one batch, ImageNet's 1,000 x 80
+    prompts need over 100 GB of text-tower activations. The head stays open_clip's."""
+    model, spec, _ = zero_shot
+    names = [f"class {i}" for i in range(13)]  # more than one batch of classes, the last one short
+    head = F.normalize(torch.randn(128, len(names), generator=torch.Generator().manual_seed(2)), dim=0)
+    flyp = build_objective("flyp", model, head, 14.0, spec=spec, classnames=names, templates=TEMPLATES)
+    batches: list[int] = []
+    encode = flyp.student.encode_text
+    flyp.student.encode_text = lambda tokens: batches.append(len(tokens)) or encode(tokens)
+    flyp.prepare_for_eval()
+    assert batches == [10 * len(TEMPLATES), 3 * len(TEMPLATES)]
+    tokenizer = open_clip.get_tokenizer("TinyCLIP-ViT-P8-32")
+    with torch.no_grad():
+        reference = open_clip.build_zero_shot_classifier(model, tokenizer, names, TEMPLATES)
+    torch.testing.assert_close(flyp.classifier.head.detach(), reference, rtol=1e-5, atol=1e-5)

@@ -18,16 +18,17 @@ def encode_images(
     desc: str = "features",
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    """L2-normalised features of an image set (``InMemoryImages`` or ``StreamedImages``), batch by batch."""
+    """L2-normalised features of an image set (``InMemoryImages`` or ``StreamedImages``), batch by batch,
+    returned on the CPU: they stay on ``device`` until the last batch (one read back, not one per batch)."""
     chunks = []
     total = -(-len(images) // batch_size)
     for batch in tqdm(
-        images.eval_batches(batch_size),
+        images.eval_batches(batch_size, device),
         total=total,
         desc=desc,
         unit="batch",
         disable=not progress,
         leave=False,
     ):
-        chunks.append(F.normalize(encode(batch.to(device, non_blocking=True)).float(), dim=-1).cpu())
-    return torch.cat(chunks) if chunks else torch.empty(0)
+        chunks.append(F.normalize(encode(batch).float(), dim=-1))
+    return torch.cat(chunks).cpu() if chunks else torch.empty(0)

@@ -6,13 +6,34 @@ apart from ``W`` (as in the official Lipsum-FT code) so WiSE and TPGM interpolat
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from lipsum_ft.clip.prompts import Template, fill
+
+
+def class_prompt_weights(
+    encode: Callable[[torch.Tensor], torch.Tensor],
+    tokens: torch.Tensor,
+    template_count: int,
+    classes_per_batch: int = 10,
+) -> torch.Tensor:
+    """W (embed_dim x K) from class-major prompt tokens (K * T rows, template-minor): for each class,
+    the mean of its normalised prompt features, renormalised.
+
+    ``classes_per_batch`` classes go through the text tower at a time: ImageNet's 1,000 x 80 prompts
+    of 77 tokens at once would need over 100 GB of activations.
+    """
+    rows = classes_per_batch * template_count
+    columns = []
+    for start in range(0, tokens.shape[0], rows):
+        features = F.normalize(encode(tokens[start : start + rows]), dim=-1)
+        features = features.reshape(-1, template_count, features.shape[-1])
+        columns.append(F.normalize(features.mean(dim=1), dim=-1))
+    return torch.cat(columns).T.contiguous()
 
 
 @torch.inference_mode()
@@ -23,15 +44,13 @@ def build_zeroshot_weights(
     templates: Sequence[Template],
     classes_per_batch: int = 10,
 ) -> torch.Tensor:
-    """W (embed_dim x K): for each class, mean of normalised prompt features, renormalised."""
+    """W (embed_dim x K) of CLIP's zero-shot head: ``class_prompt_weights`` of every (class, template)
+    prompt, on the model's device."""
     device = next(model.parameters()).device
-    columns = []
-    for start in range(0, len(classnames), classes_per_batch):
-        names = classnames[start : start + classes_per_batch]
-        tokens = tokenizer([fill(t, c) for c in names for t in templates]).to(device)
-        features = F.normalize(model.encode_text(tokens), dim=-1).reshape(len(names), len(templates), -1)
-        columns.append(F.normalize(features.mean(dim=1), dim=-1))
-    return torch.cat(columns).T.contiguous()
+    tokens = tokenizer([fill(t, c) for c in classnames for t in templates])
+    return class_prompt_weights(
+        lambda chunk: model.encode_text(chunk.to(device)), tokens, len(templates), classes_per_batch
+    )
 
 
 class ClipClassifier(nn.Module):

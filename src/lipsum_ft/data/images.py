@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from lipsum_ft.data.errors import DataInputError
 from lipsum_ft.seeding import step_generator
+from lipsum_ft.transfer import queued_to
 
 try:  # libjpeg-turbo into a tensor. Deprecated in torchvision 0.29 for TorchCodec; PIL decodes without it
     from torchvision.io import ImageReadMode, decode_jpeg
@@ -72,12 +73,16 @@ def decode_images(
     return out
 
 
+def channel_constants(values: Sequence[float], device: torch.device) -> torch.Tensor:
+    """Per-channel float32 constants (1, C, 1, 1) on ``device``, made on the host and copied without a
+    host sync (``torch.tensor(..., device=cuda)`` would block the host once per batch)."""
+    return queued_to(torch.tensor(values, dtype=torch.float32).view(1, -1, 1, 1), device)
+
+
 def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """uint8 or [0,1] float batch -> CLIP-normalised float batch."""
+    """uint8 or [0,1] float batch -> CLIP-normalised float batch, on the batch's device."""
     x = images.float().div(255.0) if images.dtype == torch.uint8 else images.float()
-    mean_t = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    std_t = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    return (x - mean_t) / std_t
+    return (x - channel_constants(mean, x.device)) / channel_constants(std, x.device)
 
 
 def normalize_pixel_rows(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
@@ -88,9 +93,9 @@ def normalize_pixel_rows(images: torch.Tensor, mean: Sequence[float], std: Seque
     float-then-permute order on one CPU core (a GPU host's main thread stays free either way).
     """
     x = images.permute(0, 3, 1, 2).contiguous().float()
-    mean_t = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    std_t = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    return x.mul_(1.0 / (255.0 * std_t)).sub_(mean_t / std_t)
+    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    return x.mul_(queued_to(1.0 / (255.0 * std_t), x.device)).sub_(queued_to(mean_t / std_t, x.device))
 
 
 def random_resized_crop_flip(
@@ -120,7 +125,9 @@ def random_resized_crop_flip(
     theta[:, 0, 2] = cx
     theta[:, 1, 1] = height
     theta[:, 1, 2] = cy
-    grid = F.affine_grid(theta.to(images), list(images.shape), align_corners=False)
+    grid = F.affine_grid(
+        queued_to(theta, images.device).to(images.dtype), list(images.shape), align_corners=False
+    )
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
@@ -183,9 +190,10 @@ class InMemoryImages:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def eval_batches(self, batch_size: int) -> Iterator[torch.Tensor]:
+    def eval_batches(self, batch_size: int, device: torch.device | str = "cpu") -> Iterator[torch.Tensor]:
+        """Normalised batches in order, on ``device`` (bytes are copied, then normalised there)."""
         for start in range(0, len(self.labels), batch_size):
-            yield normalize(self.images[start : start + batch_size], self.mean, self.std)
+            yield normalize(queued_to(self.images[start : start + batch_size], device), self.mean, self.std)
 
     def train_batches(
         self,
@@ -196,20 +204,24 @@ class InMemoryImages:
         world: int = 1,
         device: torch.device | str = "cpu",
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """This rank's share of each step's augmented global batch, from ``start_step`` on, on ``device``."""
+        """This rank's share of each step's augmented global batch, from ``start_step`` on, on ``device``.
+
+        The global batch's bytes are copied (without a host sync) and augmented on ``device``; every rank
+        draws the whole batch's crops, so a rank's share does not depend on the number of ranks.
+        """
         share = batch_size // world
         part = slice(rank * share, (rank + 1) * share)
         step = start_step
         while True:
             indices = global_indices(len(self.labels), step, batch_size, augment.seed)
             images = random_resized_crop_flip(
-                normalize(self.images[indices], self.mean, self.std),
+                normalize(queued_to(self.images[indices], device), self.mean, self.std),
                 step_generator(augment.seed + 104729, step),
                 augment.crop_scale,
                 augment.crop_ratio,
                 augment.flip,
             )
-            yield images[part].to(device), self.labels[indices][part].to(device)
+            yield images[part], queued_to(self.labels[indices][part], device)
             step += 1
 
     def sample_batches(self, batch_size: int, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -312,7 +324,7 @@ def decode_train_crop(path: str, size: int, augment: Augment, key: int, border: 
 
 class _Files(Dataset):
     """Decodes one manifest file per item in a worker: a seeded uint8 training crop for (index, step)
-    keys, ``eval_transform``'s float tensor for plain indices.
+    keys, ``eval_transform``'s uint8 tensor for plain indices.
     """
 
     def __init__(
@@ -398,17 +410,18 @@ class StreamedImages:
         return len(self.paths)
 
     def _eval_files(self) -> _Files:
-        transform = eval_transform(self.size, self.mean, self.std)
         return _Files(
             self.paths,
             self.labels.tolist(),
             self.size,
-            eval_transform=transform,
+            eval_transform=eval_transform(self.size),
             border=self.border,
             sources=self.sources,
         )
 
-    def eval_batches(self, batch_size: int) -> Iterator[torch.Tensor]:
+    def eval_batches(self, batch_size: int, device: torch.device | str = "cpu") -> Iterator[torch.Tensor]:
+        """Normalised batches in order, on ``device``: workers ship uint8 (a quarter of float's bytes
+        through shared and pinned memory), conversion and normalisation run on ``device``."""
         loader = DataLoader(
             self._eval_files(),
             batch_size=batch_size,
@@ -416,7 +429,7 @@ class StreamedImages:
             **self.loader.kwargs(),
         )
         for images, _ in loader:
-            yield images
+            yield normalize(images.to(device, non_blocking=True), self.mean, self.std)
 
     def train_batches(
         self,
@@ -444,11 +457,13 @@ class StreamedImages:
 
     def sample_batches(self, batch_size: int, seed: int):
         sampler = _StepBatches(len(self.paths), min(batch_size, len(self.paths)), seed, 0, 0, 1)
-        yield from DataLoader(self._eval_files(), batch_sampler=sampler, **self.loader.kwargs())
+        for images, labels in DataLoader(self._eval_files(), batch_sampler=sampler, **self.loader.kwargs()):
+            yield normalize(images, self.mean, self.std), labels
 
 
-def eval_transform(size: int, mean: Sequence[float], std: Sequence[float]):
-    """Resize to size * 256/224 (bicubic), centre-crop ``size``, CLIP normalisation."""
+def eval_transform(size: int):
+    """Resize to size * 256/224 (bicubic), centre-crop ``size``: a uint8 (3, size, size) tensor, which
+    ``normalize`` turns into CLIP's input where the batch is used."""
     from torchvision.transforms import v2
 
     return v2.Compose(
@@ -457,9 +472,7 @@ def eval_transform(size: int, mean: Sequence[float], std: Sequence[float]):
                 int(round(size * 256 / 224)), interpolation=v2.InterpolationMode.BICUBIC, antialias=True
             ),
             v2.CenterCrop(size),
-            v2.ToImage(),
-            v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(list(mean), list(std)),
+            v2.PILToTensor(),
         ]
     )
 

@@ -32,9 +32,9 @@ class UnlabelledImages:
     def __len__(self) -> int:
         return len(self._images)
 
-    def eval_batches(self, batch_size: int) -> Iterator[torch.Tensor]:
-        """Normalised image batches in a fixed order (the eval transform, no augmentation)."""
-        return self._images.eval_batches(batch_size)
+    def eval_batches(self, batch_size: int, device: torch.device | str = "cpu") -> Iterator[torch.Tensor]:
+        """Normalised image batches in a fixed order on ``device`` (the eval transform, no augmentation)."""
+        return self._images.eval_batches(batch_size, device)
 
 
 def without_labels(

@@ -66,12 +66,8 @@ def selection_criteria(
     """What model choice may read of a candidate: reference val accuracy and NLL, and the energy gap
     on the shift domains' val images, which carry no labels."""
     with inference_on(classifier, params.device):
-        logits = torch.cat(
-            [
-                classifier(b.to(params.device)).float().cpu()
-                for b in reference_val.eval_batches(params.batch_size)
-            ]
-        )
+        batches = reference_val.eval_batches(params.batch_size, params.device)
+        logits = torch.cat([classifier(batch).float() for batch in batches]).cpu()
         gap = label_free_energy_gap(
             classifier.visual, shift_val, zero_shift_val, texts, params.batch_size, params.device
         )

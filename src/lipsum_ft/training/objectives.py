@@ -23,10 +23,11 @@ from torch import nn
 from lipsum_ft.clip.backbone import freeze
 from lipsum_ft.clip.prompts import Template, fill, resolve_templates
 from lipsum_ft.clip.text import encode_tokens
-from lipsum_ft.clip.zeroshot import ClipClassifier
+from lipsum_ft.clip.zeroshot import ClipClassifier, class_prompt_weights
 from lipsum_ft.seeding import step_generator
 from lipsum_ft.training.guidance import FixedPool, Guidance, build_guidance
 from lipsum_ft.training.pretraining import soft_clip_loss
+from lipsum_ft.transfer import queued_to
 
 Terms = dict[str, torch.Tensor]
 
@@ -62,17 +63,6 @@ def full_precision(device: torch.device) -> torch.autocast:
 def widened(x: torch.Tensor) -> torch.Tensor:
     """``x`` in float32, or kept in float64 (never narrowed: gradient checks run in float64)."""
     return x if x.dtype == torch.float64 else x.float()
-
-
-def queued_to(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """``tensor`` (drawn on the host this step) on ``device`` without waiting for the device.
-
-    A plain copy from pageable host memory to a GPU blocks the host until the GPU's queue has drained,
-    once per step; a copy from pinned memory is queued like a kernel, so the host stays ahead.
-    """
-    if device.type != "cuda" or tensor.device.type != "cpu":
-        return tensor.to(device)
-    return tensor.pin_memory().to(device, non_blocking=True)
 
 
 def float32_scores(features: torch.Tensor, texts: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -377,9 +367,8 @@ class FLYP(Objective):
         )
 
     def head_weight(self) -> torch.Tensor:
-        features = F.normalize(self.student.encode_text(self.class_tokens), dim=-1)
-        k = features.shape[0] // self.template_count
-        return F.normalize(features.reshape(k, self.template_count, -1).mean(dim=1), dim=-1).T
+        """The zero-shot head of the fine-tuned towers' class prompts (a few classes at a time)."""
+        return class_prompt_weights(self.student.encode_text, self.class_tokens, self.template_count)
 
     def forward(self, images, labels, step):
         picks = queued_to(
