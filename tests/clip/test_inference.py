@@ -1,5 +1,6 @@
 """Models held on a device for inference (``clip.inference.inference_on``), and what runs there:
-evaluation's scoring, the studies' per-image outcomes, the zero-shot head, and the loop's memory peak.
+evaluation's scoring, the studies' per-image outcomes, the zero-shot head, the loop's memory peak, and
+the fine-tuned model that leaves the device.
 
 A move between devices makes new tensors. Made inside inference mode they are inference tensors, and
 the scratch classifier that evaluation reuses for every WiSE and TPGM state refuses the next
@@ -18,6 +19,7 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 from torch import nn
 
 from lipsum_ft.clip.backbone import ClipBundle
@@ -25,10 +27,13 @@ from lipsum_ft.clip.inference import inference_on
 from lipsum_ft.clip.zeroshot import classifier_for
 from lipsum_ft.evaluation.variants import score_variants
 from lipsum_ft.params.evaluate import EvaluateParams
+from lipsum_ft.params.finetune import FinetuneParams
+from lipsum_ft.params.shared import parse
 from lipsum_ft.pipelines.zeroshot.nodes import build_zeroshot_head
 from lipsum_ft.posthoc.wise import wise
 from lipsum_ft.studies.outcomes import classifier_outcomes
-from tests.training.loop_helpers import tiny_setup
+from lipsum_ft.training.runs import finetune_one
+from tests.training.loop_helpers import CLASSNAMES, tiny_setup
 
 REPO = Path(__file__).resolve().parents[2]
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -183,3 +188,20 @@ def test_a_fresh_process_fits_on_cuda_and_reports_its_memory_peak():
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert float(done.stdout.split("peak_memory_gib")[-1]) > 0
+
+
+@cuda
+def test_a_model_fine_tuned_on_cuda_leaves_the_node_on_the_cpu(tiny):
+    """``fit`` moves the objective, and the zero-shot model it holds, to the device in place; the export
+    was copied there and stayed, so the in-memory studies' WiSE (zero-shot state on the CPU) failed on
+    mixed devices, and every run's export held GPU memory into the next run's peak."""
+    model, spec, head, data, _ = tiny
+    finetune = yaml.safe_load((REPO / "conf/base/parameters_finetune.yml").read_text())["finetune"]
+    finetune.update(reference_domain="photo", loader={}, steps=2, batch_size=8, eval_every=1)
+    finetune.update(accelerator="cuda", precision="bf16-mixed", checkpoint_every=0, progress=False)
+    params = parse(FinetuneParams, finetune)
+    bundle, _ = finetune_one("ft", params, ClipBundle(model, spec), head, CLASSNAMES, *data.values())
+    tensors = [*bundle.model.state_dict().values(), bundle.head["weight"], *model.state_dict().values()]
+    assert {t.device.type for t in tensors} == {"cpu"}  # the export and the zero-shot model given to it
+    zero_shot = classifier_for(model, head).state_dict()
+    wise(zero_shot, classifier_for(bundle.model, bundle.head).state_dict(), 0.5)  # one device: no error

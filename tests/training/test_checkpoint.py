@@ -93,11 +93,15 @@ def test_non_finite_state_is_never_written_and_the_old_checkpoint_stays(tmp_path
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]
 
 
-def test_nan_without_a_checkpoint_names_none(setup, monkeypatch):
+@pytest.mark.parametrize("grad_clip", [None, 1.0])
+def test_nan_without_a_checkpoint_names_none(setup, monkeypatch, grad_clip):
+    """With clipping too: a non-finite gradient norm is the flush's to report (step, terms, checkpoint),
+    not a bare error of the clip, whose check would read the norm back from the device every step."""
     objective = make(setup)
     fault_at(monkeypatch, objective, 1, "nan")  # step 2
-    with pytest.raises(NonFiniteLossError, match="no checkpoint of this run was written"):
-        fit(objective, setup[3], setup[4], config(checkpoint_every=0, checkpoint_path=None))
+    settings = config(checkpoint_every=0, checkpoint_path=None, grad_clip=grad_clip)
+    with pytest.raises(NonFiniteLossError, match="step 2: loss=nan.*no checkpoint of this run was written"):
+        fit(objective, setup[3], setup[4], settings)
 
 
 class _SignalAtStep:

@@ -14,6 +14,10 @@ from lightning_fabric import Fabric
 
 from lipsum_ft.clip.backbone import new_model
 from lipsum_ft.evaluation.metrics import energy_gap
+from lipsum_ft.params.finetune import FinetuneParams
+from lipsum_ft.params.shared import ParameterError, parse
+from lipsum_ft.training.loop import fit
+from tests.training.loop_helpers import config, make, tiny_setup
 from tests.training.objective_helpers import build_objective
 
 CLASSNAMES = ["zero", "one", "two", "three"]
@@ -160,3 +164,26 @@ def test_the_conf_test_chain_runs_with_bf16_mixed_fine_tuning_and_mars_tpgm(chai
     assert all(0 < s["mean_ratio"] <= 1 for s in summary.values())
     results = pd.read_csv(project / "reports/results.csv")
     assert {"tpgm-ft", "tpgm-lipsum"} <= set(results["variant"]) and results["acc"].notna().all()
+
+
+def test_validation_runs_in_the_training_precision():
+    """Fabric applies bf16 autocast only inside the module it wraps; validation calls the classifier
+    itself, so it ran in float32 (on a GPU without TF32: at a fraction of bf16's speed, and scored
+    with other numerics than the forward it selects among)."""
+    setup = tiny_setup()
+    objective = make(setup, "ft")
+    seen: list[tuple[bool, torch.dtype]] = []
+    objective.classifier.visual.register_forward_hook(
+        lambda module, args, out: seen.append((torch.is_grad_enabled(), out.dtype))
+    )
+    fit(objective, setup[3], setup[4], config(precision="bf16-mixed", steps=2, eval_every=1))
+    assert {dtype for grad, dtype in seen if not grad} == {torch.bfloat16}  # validation's forwards
+    assert {dtype for grad, dtype in seen if grad} == {torch.bfloat16}  # training's
+
+
+def test_a_precision_the_loop_does_not_support_is_refused_by_name():
+    finetune = {"reference_domain": "photo", "lr": 1e-5, "precision": "bf16-true"}
+    with pytest.raises(
+        ParameterError, match=r"finetune\.precision: .*'32-true' or 'bf16-mixed' \(got 'bf16-true'\)"
+    ):
+        parse(FinetuneParams, finetune)

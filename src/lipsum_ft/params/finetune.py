@@ -105,7 +105,9 @@ class FinetuneParams(GroupParams):
     eps: float = Field(1e-8, gt=0)
     warmup_fraction: float = Field(0.1, ge=0, lt=1)
     grad_clip: float | None = Field(None, gt=0)
-    precision: Literal["32-true", "bf16-mixed", "16-mixed", "bf16-true"] = "32-true"
+    # bf16-mixed: float32 weights, AdamW and validation under bf16 autocast. Not bf16-true (bf16
+    # weights round away updates of lr 1e-5) nor 16-mixed (its loss scale is not checkpointed)
+    precision: Literal["32-true", "bf16-mixed"] = "32-true"
     accelerator: Literal["cpu", "gpu", "cuda", "auto"] = "cpu"
     # per node
     devices: PositiveInt = 1

@@ -34,7 +34,15 @@ from lipsum_ft.training.cluster import launched_world_size
 from lipsum_ft.training.elastic import ElasticDDPStrategy
 from lipsum_ft.training.live import LiveSettings, NoCurves, curves_for
 from lipsum_ft.training.objectives import Objective
-from lipsum_ft.training.preemption import Preempted, PreemptionFlag, StopVote, preemption_signals, stop_vote
+from lipsum_ft.training.preemption import (
+    Preempted,
+    PreemptionFlag,
+    StopVote,
+    preemption_signals,
+    resume_advice,
+    spawned_ranks,
+    stop_vote,
+)
 from lipsum_ft.training.schedule import adamw, decay_groups, warmup_cosine
 
 ImageSet = InMemoryImages | StreamedImages
@@ -142,9 +150,10 @@ def validation_accuracy(objective: Objective, data: ImageSet, batch_size: int) -
     objective.eval()
     objective.prepare_for_eval()
     device = objective.classifier.head.device
-    logits = [objective.classifier(batch.to(device)).float().cpu() for batch in data.eval_batches(batch_size)]
+    batches = data.eval_batches(batch_size, device)
+    logits = torch.cat([objective.classifier(batch).float() for batch in batches])
     objective.train()
-    return accuracy(torch.cat(logits), data.labels.cpu())  # labels may live on the device
+    return accuracy(logits.cpu(), data.labels.cpu())  # labels may live on the device
 
 
 def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -360,8 +369,10 @@ class _RankTrainer:
         loss, terms = self.wrapped(images, labels, step)
         optimizer.zero_grad(set_to_none=True)
         fabric.backward(loss)
-        if self.config.grad_clip:
-            fabric.clip_gradients(self.wrapped, optimizer, max_norm=self.config.grad_clip)
+        if self.config.grad_clip:  # a non-finite norm is left to the flush's check: raising reads it now
+            fabric.clip_gradients(
+                self.wrapped, optimizer, max_norm=self.config.grad_clip, error_if_nonfinite=False
+            )
         lr = optimizer.param_groups[0]["lr"]  # the lr this step uses (the scheduler then moves on)
         optimizer.step()
         self.scheduler.step()
@@ -398,7 +409,8 @@ class _RankTrainer:
 
     def validate(self, row: dict[str, float], done: int, val_data: ImageSet) -> None:
         """Put val accuracy in the block's last row; keep a CPU copy of the state when it is the best."""
-        row["val_acc"] = validation_accuracy(self.module, val_data, self.config.eval_batch_size)
+        with self.fabric.autocast():  # the training forward's precision (Fabric applies it in ``wrapped``)
+            row["val_acc"] = validation_accuracy(self.module, val_data, self.config.eval_batch_size)
         if row["val_acc"] > self.result.best_val_acc:
             self.result.best_val_acc, self.result.best_step = row["val_acc"], done
             self.result.best_state = _cpu_copy(self.module.trainable_state())
@@ -430,13 +442,11 @@ class _RankTrainer:
     def preempted(self, done: int, bar: tqdm) -> None:
         """Stop after step ``done`` with ``Preempted``, saying where the run can resume from."""
         bar.close()
-        checkpoint, signal = self.checkpoint, self.preemption.signal
-        where = (
-            f"checkpoint {checkpoint} written; run again with finetune.resume=auto to continue"
-            if checkpoint
-            else "no checkpoint path: run again, this run starts from its first step"
+        signal = self.preemption.signal  # None: another rank was signalled and the vote stopped this one
+        why = (
+            f"preempted by signal {signal}" if signal is not None else "preempted: another rank was signalled"
         )
-        message = f"preempted by signal {signal} after step {done} of {self.config.steps}; {where}"
+        message = f"{why} after step {done} of {self.config.steps}; {resume_advice(self.checkpoint)}"
         log.warning(message)
         raise Preempted(message)
 
@@ -497,7 +507,8 @@ def fit(objective: Objective, train_data: ImageSet, val_data: ImageSet, config: 
         )
         with tempfile.TemporaryDirectory(prefix="lipsum-ft-ranks-") as exchange:
             result_file = Path(exchange) / "rank0.pt"
-            fabric.launch(_train_and_save, objective, train_data, val_data, config, result_file)
+            with spawned_ranks(config.devices, config.checkpoint_path):  # a signal: they save, exit 75
+                fabric.launch(_train_and_save, objective, train_data, val_data, config, result_file)
             return TrainResult(**torch.load(result_file, weights_only=True))
     fabric = Fabric(accelerator=config.accelerator, devices=1, precision=config.precision)
     return train_on_rank(fabric, objective, train_data, val_data, config)

@@ -2,22 +2,30 @@
 after the current step, once a checkpoint is written, with exit code ``PREEMPTED_EXIT_CODE``.
 
 With several ranks, a signal may reach only some of them; ``stop_vote`` lets all ranks agree on it
-each step, on the host, so that asking never waits for the GPU.
+each step, on the host, so that asking never waits for the GPU. Ranks that ``fit`` spawned itself
+have a parent that waits for them: ``spawned_ranks`` keeps it alive through the signal and ends it
+with ``Preempted`` too.
 """
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
+import os
 import signal
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import timedelta
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from torch.multiprocessing import ProcessExitedException
 
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: "try again later"; a job script requeues on it
 PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+log = logging.getLogger(__name__)
 
 
 class Preempted(SystemExit):
@@ -48,10 +56,28 @@ class PreemptionFlag:
         self.signal = number
 
 
+class ForwardToChildren(PreemptionFlag):
+    """A spawning parent's flag: it passes the signal on to its child processes (the ranks), so that a
+    signal sent to the parent alone stops them as one sent to its whole process group does."""
+
+    def _handle(self, number, frame) -> None:
+        super()._handle(number, frame)
+        for child in multiprocessing.active_children():
+            with suppress(ProcessLookupError):  # it ended meanwhile
+                os.kill(child.pid, number)
+
+
+def resume_advice(checkpoint: Path | str | None) -> str:
+    """How a preempted run goes on: from its checkpoint, or from its first step when it has none."""
+    if checkpoint:
+        return f"checkpoint {checkpoint} written; run again with finetune.resume=auto to continue"
+    return "no checkpoint path: run again, this run starts from its first step"
+
+
 @contextmanager
-def preemption_signals() -> Iterator[PreemptionFlag]:
+def preemption_signals(flag_type: type[PreemptionFlag] = PreemptionFlag) -> Iterator[PreemptionFlag]:
     """Catch SIGTERM/SIGUSR1 for the duration of the block (main thread only; elsewhere a no-op flag)."""
-    flag = PreemptionFlag()
+    flag = flag_type()
     if threading.current_thread() is not threading.main_thread():
         yield flag
         return
@@ -61,6 +87,31 @@ def preemption_signals() -> Iterator[PreemptionFlag]:
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+
+
+@contextmanager
+def spawned_ranks(count: int, checkpoint: Path | str | None) -> Iterator[None]:
+    """The spawning parent's side of a preemption, around the launch of its ``count`` ranks.
+
+    A signal to the whole process group (SLURM, GNU ``timeout``) would kill the parent at once, and
+    torch's launcher then the ranks, before they wrote the checkpoint: here the parent passes it on
+    and keeps waiting while they finish the step and save. A rank's exit with ``PREEMPTED_EXIT_CODE``
+    reaches the parent as torch's ``ProcessExitedException``; it becomes ``Preempted``, so that the
+    parent exits with that code too and a grid of runs knows it was preempted.
+    """
+    with preemption_signals(ForwardToChildren):
+        try:
+            yield
+        except ProcessExitedException as error:
+            if error.exit_code != PREEMPTED_EXIT_CODE:
+                raise
+            message = (
+                f"the {count} spawned ranks were preempted (rank {error.error_index} exited with code "
+                f"{PREEMPTED_EXIT_CODE}; the ranks logged the signal and the step); "
+                f"{resume_advice(checkpoint)}"
+            )
+            log.warning(message)
+            raise Preempted(message) from error
 
 
 class StopVote:

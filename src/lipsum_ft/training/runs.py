@@ -166,6 +166,7 @@ def finetune_one(
         result, seconds = restored
         replay_curves(config, result, launched_rank() == 0)
         log.warning("%s: restored its finished run from %s", method, record.path)
+    objective.cpu()  # fit moved it to the device in place: what leaves this node lives on the host
     objective.load_trainable_state(result.best_state)
     model, head = objective.export()
     info = {

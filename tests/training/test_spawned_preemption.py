@@ -1,0 +1,103 @@
+"""Preemption of ranks that ``fit`` spawned itself (``finetune.devices > 1`` on one machine).
+
+A SIGTERM to the whole process group (SLURM, GNU ``timeout``) lets the ranks finish the step and write
+the checkpoint; the parent then ends with ``Preempted`` (exit code 75, what a job script requeues on),
+naming the checkpoint, instead of dying at once (143) and taking the ranks with it before they wrote
+it. A signal to the parent alone is passed on to the ranks; a rank's other failures pass through.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from torch.multiprocessing import ProcessExitedException
+
+from lipsum_ft.training.preemption import (
+    PREEMPTED_EXIT_CODE,
+    ForwardToChildren,
+    Preempted,
+    preemption_signals,
+    spawned_ranks,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+WORKER = "tests.training.spawned_preemption_worker"
+WORKER_TIMEOUT_S = 120  # a hang (the parent waiting on ranks that never end) fails instead of blocking
+
+
+def run_worker(at: int, checkpoint: Path) -> tuple[int, str]:
+    """Run the worker in a session of its own (its group signal reaches nothing of pytest's); its exit
+    code and output."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", WORKER, str(at), str(checkpoint)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        output = process.communicate(timeout=WORKER_TIMEOUT_S)[0]
+    finally:
+        if process.poll() is None:  # a hang: end the group we started, then fail
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    return process.returncode, output
+
+
+@pytest.mark.slow
+def test_a_group_signalled_during_spawned_ranks_writes_the_checkpoint_and_exits_75(tmp_path):
+    checkpoint = tmp_path / "ckpt.pt"
+    code, output = run_worker(at=2, checkpoint=checkpoint)  # signalled while step 3 is drawn
+    assert code == PREEMPTED_EXIT_CODE, output[-6000:]
+    assert re.search(
+        r"^PREEMPTED the 2 spawned ranks were preempted \(rank [01] exited with code 75; the ranks logged "
+        rf"the signal and the step\); checkpoint {re.escape(str(checkpoint))} written; run again with "
+        r"finetune.resume=auto to continue$",
+        output,
+        re.M,
+    ), output[-6000:]
+    assert f"preempted by signal {int(signal.SIGTERM)} after step 3 of 6" in output  # the ranks' own words
+    assert torch.load(checkpoint, weights_only=True)["step"] == 3  # the step in flight was finished
+
+
+def test_a_signal_to_the_spawning_parent_alone_reaches_its_children():
+    child = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(60,))
+    child.start()
+    previous = signal.getsignal(signal.SIGTERM)
+    with preemption_signals(ForwardToChildren) as flag:
+        os.kill(os.getpid(), signal.SIGTERM)
+        child.join(timeout=30)
+    assert flag.signal == signal.SIGTERM  # the parent itself goes on
+    assert child.exitcode == -signal.SIGTERM, child.exitcode  # the child got it (no handler: it ended)
+    assert signal.getsignal(signal.SIGTERM) == previous
+
+
+def test_a_rank_exiting_75_ends_the_parent_with_preempted_naming_the_checkpoint(tmp_path):
+    checkpoint = tmp_path / "ckpt.pt"
+    exited = ProcessExitedException("process 1 terminated with exit code 75", 1, 4242, PREEMPTED_EXIT_CODE)
+    with pytest.raises(Preempted) as caught, spawned_ranks(2, checkpoint):
+        raise exited
+    assert caught.value.code == PREEMPTED_EXIT_CODE and caught.value.__cause__ is exited
+    assert str(caught.value) == (
+        "the 2 spawned ranks were preempted (rank 1 exited with code 75; the ranks logged the signal and "
+        f"the step); checkpoint {checkpoint} written; run again with finetune.resume=auto to continue"
+    )
+
+
+def test_a_rank_failing_otherwise_passes_through_unchanged():
+    killed = ProcessExitedException("process 0 terminated with signal SIGKILL", 0, 4242, -9, "SIGKILL")
+    with pytest.raises(ProcessExitedException) as caught, spawned_ranks(2, None):
+        raise killed
+    assert caught.value is killed
