@@ -3,8 +3,11 @@ copy without fine-tuning outputs (a node that pulled its inputs), and the fine-t
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
+import subprocess
 from pathlib import Path
 
 import torch
@@ -40,3 +43,26 @@ def weights(project: Path) -> dict[str, torch.Tensor]:
     files = sorted((project / "data/06_models/finetuned").rglob("*.safetensors"))
     assert files, f"no fine-tuned weights under {project}"
     return {f"{f.relative_to(project)}:{k}": v for f in files for k, v in load_file(f).items()}
+
+
+def run_in_own_session(
+    command: list[str], cwd: Path, env: dict[str, str], timeout_s: float
+) -> tuple[int, str]:
+    """Run ``command`` in a session of its own (a signal to its process group reaches nothing of pytest's)
+    and return its exit code and output; a run past ``timeout_s`` has its group killed, then fails."""
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        output = process.communicate(timeout=timeout_s)[0]
+    finally:
+        if process.poll() is None:  # a hang: end the group we started, then fail
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    return process.returncode, output

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,7 +19,7 @@ import pytest
 import torch
 
 from tests.kedro_helpers import run_in
-from tests.training.rank_helpers import RECIPE, free_port, node_copy, weights
+from tests.training.rank_helpers import RECIPE, free_port, node_copy, run_in_own_session, weights
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -50,24 +48,10 @@ def torchrun(project: Path, fault: str, max_restarts: int, **params) -> tuple[in
     ]
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
     env["COLUMNS"] = "400"  # Kedro's rich console would wrap the messages the tests look for
-    process = subprocess.Popen(
-        command,
-        cwd=project,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        output = process.communicate(timeout=900)[0]
-    finally:
-        if process.poll() is None:  # a hang: end the job we started, then fail
-            os.killpg(process.pid, signal.SIGKILL)
-            process.communicate()
+    code, output = run_in_own_session(command, project, env, timeout_s=900)
     faults = re.findall(r"^FAULT \w+ rank 1 after the step-4 checkpoint of lipsum at ([\d.]+)$", output, re.M)
     assert len(faults) == 1, output[-6000:]
-    return process.returncode, output, float(faults[0])
+    return code, output, float(faults[0])
 
 
 def test_a_killed_rank_is_restarted_by_torchrun_and_the_run_resumes_to_the_same_weights(chain, tmp_path):

@@ -12,7 +12,6 @@ import multiprocessing
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from lipsum_ft.training.preemption import (
     preemption_signals,
     spawned_ranks,
 )
+from tests.training.rank_helpers import run_in_own_session
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER = "tests.training.spawned_preemption_worker"
@@ -38,22 +38,9 @@ def run_worker(at: int, checkpoint: Path) -> tuple[int, str]:
     """Run the worker in a session of its own (its group signal reaches nothing of pytest's); its exit
     code and output."""
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", WORKER, str(at), str(checkpoint)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
+    return run_in_own_session(
+        [sys.executable, "-m", WORKER, str(at), str(checkpoint)], REPO, env, WORKER_TIMEOUT_S
     )
-    try:
-        output = process.communicate(timeout=WORKER_TIMEOUT_S)[0]
-    finally:
-        if process.poll() is None:  # a hang: end the group we started, then fail
-            os.killpg(process.pid, signal.SIGKILL)
-            process.communicate()
-    return process.returncode, output
 
 
 @pytest.mark.slow
