@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from lipsum_ft.atomic import atomic_path, staged_folder
@@ -57,16 +61,51 @@ class ClipModelCollectionDataset(PathDataset):
         )
 
 
+class SafetensorsState(Mapping[str, torch.Tensor]):
+    """One ``.safetensors`` file as a read-only mapping: each tensor is read when it is asked for and
+    is not kept.
+
+    A consumer that loads the states of a collection one at a time (``load_state_dict`` reads each key
+    once) then holds one state in memory, not the whole WiSE grid.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                self._names = tuple(handle.keys())
+        except Exception as error:  # safetensors' errors do not say which file
+            raise ValueError(f"{path}: not a readable safetensors file ({error})") from error
+        self._known = frozenset(self._names)
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        if name not in self._known:
+            raise KeyError(name)
+        with safe_open(str(self.path), framework="pt") as handle:
+            return handle.get_tensor(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __repr__(self) -> str:
+        return f"SafetensorsState({str(self.path)!r}, {len(self)} tensors)"
+
+
 class TensorCollectionDataset(PathDataset):
     """Named tensor dicts (e.g. one classifier state per WiSE alpha) as ``<name>.safetensors`` in one folder.
 
-    Written into a staging folder and swapped in whole, like ``ClipModelCollectionDataset``.
+    Written into a staging folder and swapped in whole, like ``ClipModelCollectionDataset``. Saved one
+    state at a time (each read from ``data`` once: the ``posthoc`` node makes its WiSE states as they are
+    written) and loaded as ``SafetensorsState`` mappings, read when used: the grid is never in memory.
     """
 
-    def load(self) -> dict[str, dict[str, torch.Tensor]]:
-        return {p.stem: load_file(str(p)) for p in sorted(self._filepath.glob("*.safetensors"))}
+    def load(self) -> dict[str, SafetensorsState]:
+        return {p.stem: SafetensorsState(p) for p in sorted(self._filepath.glob("*.safetensors"))}
 
-    def save(self, data: dict[str, dict[str, torch.Tensor]]) -> None:
+    def save(self, data: Mapping[str, Mapping[str, torch.Tensor]]) -> None:
         with staged_folder(self._filepath) as staging:
             for name, tensors in data.items():
                 save_file(

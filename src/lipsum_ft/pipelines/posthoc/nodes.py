@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -15,8 +16,8 @@ from lipsum_ft.data.images import load_split_for
 from lipsum_ft.params.posthoc import PosthocParams
 from lipsum_ft.params.shared import parse
 from lipsum_ft.posthoc.tpgm import learn_tpgm
-from lipsum_ft.posthoc.variant_names import tpgm_name, wise_name
-from lipsum_ft.posthoc.wise import wise
+from lipsum_ft.posthoc.variant_names import tpgm_name
+from lipsum_ft.posthoc.wise_grid import wise_grid
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +37,12 @@ def wise_models(
     zeroshot_head: dict[str, torch.Tensor],
     finetuned_clip: dict[str, ClipBundle],
     posthoc: dict[str, Any],
-) -> dict[str, State]:
-    """WiSE(method, alpha) for every fine-tuned method and every alpha of the grid."""
+) -> Mapping[str, State]:
+    """WiSE(method, alpha) for every fine-tuned method and every alpha of the grid, each made as the
+    catalog writes it: one merged state in memory, whatever the size of the grid."""
     params = parse(PosthocParams, posthoc)
     zero, tuned = _states(pretrained_clip, zeroshot_head, finetuned_clip)
-    return {
-        wise_name(method, alpha): wise(zero, state, alpha)
-        for method, state in tuned.items()
-        for alpha in params.wise.alphas
-    }
+    return wise_grid(zero, tuned, params.wise.alphas)
 
 
 def tpgm_models(
