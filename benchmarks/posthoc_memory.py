@@ -87,7 +87,7 @@ def read_phase(args: argparse.Namespace) -> dict[str, Any]:
         states = {name: dict(state) for name, state in states.items()}
     checksum = 0.0
     for _, classifier in classifiers(model, head, list(states.items())):
-        checksum += float(classifier.head.sum())  # the state is in the scratch classifier
+        checksum += float(classifier.head.detach().sum())  # the state is in the scratch classifier
     return {
         "before_mib": before,
         "peak_mib": peak_mib(),
