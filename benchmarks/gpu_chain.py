@@ -13,12 +13,14 @@ folder (``project_session.project_copy``; the catalog's relative paths land ther
 per pipeline, with runtime parameters that point the data root at the tree and set the model, steps,
 batch, precision and devices for ``--device``.
 
-It writes a JSON: ``device``; ``stages`` (seconds per pipeline); ``train`` (per method: images/s of
-the steps after the first logged block, read from ``finetune_log`` as ``gpu_step.py`` reads the
-loop's log, the fraction of the bf16 peak that is, and the run's peak GPU memory, which the loop
-records in each fine-tuned model's metadata); ``disk_bytes`` (every file the run wrote under the
-scratch project, by folder); ``scored`` (every variant scored on every domain with finite metrics,
-read from the ``evaluation_results`` table). It exits 1 when that check fails.
+It writes a JSON: ``device``; ``stages`` (seconds per pipeline); ``host_peak_gib`` (this process's
+peak resident memory after each pipeline, so far: every session runs in it; loader workers not
+counted); ``train`` (per method: images/s of the steps after the first logged block, read from
+``finetune_log`` as ``gpu_step.py`` reads the loop's log, the fraction of the bf16 peak that is, and
+the run's peak GPU memory, which the loop records in each fine-tuned model's metadata);
+``disk_bytes`` (every file the run wrote under the scratch project, by folder); ``scored`` (every
+variant scored on every domain with finite metrics, read from the ``evaluation_results`` table). It
+exits 1 when that check fails.
 
 With ``--compiled`` (the default on cuda) it then runs ``finetune`` once more with
 ``finetune.compile: true`` and adds ``ft_compiled`` and ``lipsum_compiled`` to ``train``, their
@@ -42,6 +44,7 @@ import colorsys
 import logging
 import math
 import os
+import resource
 import shutil
 import statistics
 import sys
@@ -782,7 +785,13 @@ def measure(args: argparse.Namespace, workdir: Path, report: JsonReport, budget:
     report.update(tree={**described, "seconds": time.perf_counter() - started})
     project = project_copy(workdir / "project", ROOT)
     params = runtime_params(size, workdir / "domainnet", args.pretrained, args.device)
-    stages = run_chain(project, params, on_gpu, PIPELINES, lambda so_far: report.update(stages=so_far))
+    host: dict[str, float] = {}
+
+    def after_stage(so_far: dict[str, float]) -> None:
+        host[list(so_far)[-1]] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+        report.update(stages=so_far, host_peak_gib=dict(host))
+
+    stages = run_chain(project, params, on_gpu, PIPELINES, after_stage)
     run = run_outputs(project, params)
     resolved = run["params"]
     methods = list(resolved["finetune"]["methods"])

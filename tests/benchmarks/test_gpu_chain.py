@@ -160,6 +160,8 @@ def test_the_domainnet_chain_runs_on_cpu_end_to_end(tmp_path):
     assert figures["device"] == "cpu"
     assert list(figures["stages"]) == STAGES
     assert all(seconds > 0 for seconds in figures["stages"].values())
+    host = figures["host_peak_gib"]  # the process's peak so far, after each stage
+    assert list(host) == STAGES and 0 < host["data"] <= host["pretrain"] <= host["evaluate"] < 64
     for method in ("ft", "lipsum"):
         train = figures["train"][method]
         assert train["images_per_s"] > 0 and not train["warmup_included"]
