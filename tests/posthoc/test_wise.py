@@ -127,6 +127,8 @@ def test_the_grid_is_written_one_state_at_a_time_and_read_back_when_used(tmp_pat
         {"reference_domain": "photo", "wise": {"alphas": alphas}},
     )
     assert live.made == 0  # nothing is merged before it is written
+    with pytest.raises(KeyError):
+        out["wise-ft-0.50"]  # not on the grid
 
     dataset = TensorCollectionDataset(filepath=str(tmp_path / "wise"))
     dataset.save(out)
@@ -138,6 +140,8 @@ def test_the_grid_is_written_one_state_at_a_time_and_read_back_when_used(tmp_pat
     assert sorted(loaded) == sorted(out)
     state = loaded["wise-lipsum-0.85"]
     assert isinstance(state, SafetensorsState) and state.keys() == zero.keys()
+    with pytest.raises(KeyError):
+        state["visual.missing"]
     read = dict(state)
     for name in ("head", "visual.conv1.weight"):
         torch.testing.assert_close(read[name], by_hand(zero[name], other[name], 0.85), rtol=1e-6, atol=1e-7)

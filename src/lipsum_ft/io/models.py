@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -12,6 +12,7 @@ from safetensors.torch import load_file, save_file
 from lipsum_ft.atomic import atomic_path, staged_folder
 from lipsum_ft.clip.backbone import ClipBundle, load_bundle, save_bundle, write_bundle
 from lipsum_ft.io.base import PathDataset
+from lipsum_ft.on_demand import OnDemand
 
 
 class ClipModelDataset(PathDataset):
@@ -61,7 +62,7 @@ class ClipModelCollectionDataset(PathDataset):
         )
 
 
-class SafetensorsState(Mapping[str, torch.Tensor]):
+class SafetensorsState(OnDemand[torch.Tensor]):
     """One ``.safetensors`` file as a read-only mapping: each tensor is read when it is asked for and
     is not kept.
 
@@ -73,22 +74,14 @@ class SafetensorsState(Mapping[str, torch.Tensor]):
         self.path = path
         try:
             with safe_open(str(path), framework="pt") as handle:
-                self._names = tuple(handle.keys())
+                names = list(handle.keys())
         except Exception as error:  # safetensors' errors do not say which file
             raise ValueError(f"{path}: not a readable safetensors file ({error})") from error
-        self._known = frozenset(self._names)
+        super().__init__(names, self._read)
 
-    def __getitem__(self, name: str) -> torch.Tensor:
-        if name not in self._known:
-            raise KeyError(name)
+    def _read(self, name: str) -> torch.Tensor:
         with safe_open(str(self.path), framework="pt") as handle:
             return handle.get_tensor(name)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names)
-
-    def __len__(self) -> int:
-        return len(self._names)
 
     def __repr__(self) -> str:
         return f"SafetensorsState({str(self.path)!r}, {len(self)} tensors)"
