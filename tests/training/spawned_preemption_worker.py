@@ -1,9 +1,10 @@
 """What the spawned-ranks preemption test runs, in a process group of its own: ``fit`` with two ranks
-spawned on this machine (gloo on CPU) over the tiny setup, in which rank 0 sends SIGTERM to the whole
-process group (as SLURM and GNU ``timeout`` do) while it draws a given step. It prints the
-``Preempted`` message and exits with its code.
+spawned on this machine (gloo on CPU) over the tiny setup, in which, while a given step is drawn,
+rank 0 sends SIGTERM to the whole process group (``group``: as SLURM and GNU ``timeout`` do) or rank 1
+sends it to itself alone (``rank1``: a signal that reached one rank). It prints the ``Preempted``
+message and exits with its code.
 
-usage: python -m tests.training.spawned_preemption_worker <0-based step> <checkpoint>
+usage: python -m tests.training.spawned_preemption_worker <0-based step> <checkpoint> [group|rank1]
 """
 
 from __future__ import annotations
@@ -13,23 +14,27 @@ import signal
 import sys
 
 
-class SignalGroupFromRankZero:
-    """Training images whose rank 0 sends SIGTERM to its process group while step ``at`` is drawn."""
+class SignalWhileDrawing:
+    """Training images that send SIGTERM while step ``at`` is drawn: from rank 0 to the whole process
+    group (``group``), or from rank 1 to itself alone (``rank1``)."""
 
-    def __init__(self, data, at: int):
-        self.data, self.at = data, at
+    def __init__(self, data, at: int, target: str):
+        self.data, self.at, self.target = data, at, target
         self.labels = data.labels
 
     def train_batches(self, start, batch_size, augment, rank=0, world=1, device="cpu"):
         batches = self.data.train_batches(start, batch_size, augment, rank, world, device)
         for step, batch in enumerate(batches, start):
-            if step == self.at and rank == 0:
+            if step == self.at and self.target == "group" and rank == 0:
                 os.killpg(os.getpgrp(), signal.SIGTERM)
+            if step == self.at and self.target == "rank1" and rank == 1:
+                os.kill(os.getpid(), signal.SIGTERM)
             yield batch
 
 
 def main() -> int:
     at, checkpoint = int(sys.argv[1]), sys.argv[2]
+    target = sys.argv[3] if len(sys.argv) > 3 else "group"
     from lipsum_ft.training.loop import fit
     from lipsum_ft.training.preemption import Preempted
     from tests.training.loop_helpers import config, make, tiny_setup
@@ -37,7 +42,7 @@ def main() -> int:
     setup = tiny_setup()
     settings = config(devices=2, checkpoint_every=4, checkpoint_path=checkpoint, resume="auto")
     try:
-        fit(make(setup), SignalGroupFromRankZero(setup[3], at), setup[4], settings)
+        fit(make(setup), SignalWhileDrawing(setup[3], at, target), setup[4], settings)
     except Preempted as preempted:
         print(f"PREEMPTED {preempted}", flush=True)
         raise

@@ -34,13 +34,12 @@ WORKER = "tests.training.spawned_preemption_worker"
 WORKER_TIMEOUT_S = 120  # a hang (the parent waiting on ranks that never end) fails instead of blocking
 
 
-def run_worker(at: int, checkpoint: Path) -> tuple[int, str]:
+def run_worker(at: int, checkpoint: Path, target: str = "group") -> tuple[int, str]:
     """Run the worker in a session of its own (its group signal reaches nothing of pytest's); its exit
     code and output."""
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
-    return run_in_own_session(
-        [sys.executable, "-m", WORKER, str(at), str(checkpoint)], REPO, env, WORKER_TIMEOUT_S
-    )
+    command = [sys.executable, "-m", WORKER, str(at), str(checkpoint), target]
+    return run_in_own_session(command, REPO, env, WORKER_TIMEOUT_S)
 
 
 @pytest.mark.slow
@@ -57,6 +56,18 @@ def test_a_group_signalled_during_spawned_ranks_writes_the_checkpoint_and_exits_
     ), output[-6000:]
     assert f"preempted by signal {int(signal.SIGTERM)} after step 3 of 6" in output  # the ranks' own words
     assert torch.load(checkpoint, weights_only=True)["step"] == 3  # the step in flight was finished
+
+
+@pytest.mark.slow
+def test_a_signal_to_one_rank_stops_both_after_the_same_step_and_each_says_why(tmp_path):
+    """Rank 1 alone is signalled while step 3 is drawn: the vote stops rank 0 after the same step, and
+    each rank says what stopped it."""
+    checkpoint = tmp_path / "ckpt.pt"
+    code, output = run_worker(at=2, checkpoint=checkpoint, target="rank1")
+    assert code == PREEMPTED_EXIT_CODE, output[-6000:]
+    assert f"preempted by signal {int(signal.SIGTERM)} after step 3 of 6" in output  # rank 1
+    assert "preempted: another rank was signalled after step 3 of 6" in output  # rank 0, by the vote
+    assert torch.load(checkpoint, weights_only=True)["step"] == 3
 
 
 def test_a_signal_to_the_spawning_parent_alone_reaches_its_children():
