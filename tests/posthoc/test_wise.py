@@ -133,7 +133,7 @@ def test_the_grid_is_written_one_state_at_a_time_and_read_back_when_used(tmp_pat
     dataset = TensorCollectionDataset(filepath=str(tmp_path / "wise"))
     dataset.save(out)
     gc.collect()
-    assert live.made == 8 and live.most <= 2, (live.made, live.most)  # made up front: 8 at once
+    assert live.made == 8 and live.most <= 2, (live.made, live.most)  # made up front, all 8 alive at once
     assert live.alive == 0
 
     loaded = dataset.load()
