@@ -46,7 +46,7 @@ def zero_shot(model_name: str, classes: int):
     from lipsum_ft.clip.backbone import new_model
 
     model, spec = new_model(model_name, seed=0)
-    width = model.text_projection.shape[1]
+    width = spec.model_cfg["embed_dim"]
     weight = F.normalize(torch.randn(width, classes, generator=torch.Generator().manual_seed(0)), dim=0)
     return model, spec, {"weight": weight, "logit_scale": torch.tensor(100.0)}
 
@@ -97,11 +97,9 @@ def read_phase(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def run_phase(phase: str, args: argparse.Namespace) -> dict[str, Any]:
-    """One phase in a fresh interpreter: its JSON line on stdout."""
-    command = [sys.executable, __file__, "--phase", phase, "--folder", str(args.folder)]
-    command += ["--model", args.model, "--methods", str(args.methods), "--alphas", str(args.alphas)]
-    command += ["--classes", str(args.classes), *(["--materialize"] if args.materialize else [])]
+def run_phase(phase: str, folder: Path, argv: list[str]) -> dict[str, Any]:
+    """One phase in a fresh interpreter, given the run's own arguments: its JSON line on stdout."""
+    command = [sys.executable, __file__, *argv, "--phase", phase, "--folder", str(folder)]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{phase} phase failed:\n{done.stderr[-3000:]}")
@@ -122,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, help="the JSON (printed too)")
     parser.add_argument("--phase", choices=("write", "read"), help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # memory is measured, not speed: one thread keeps the allocator's pools small
     if args.phase:
@@ -131,10 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     import lipsum_ft
 
     with tempfile.TemporaryDirectory(prefix="posthoc-memory-") as scratch:
-        args.folder = Path(scratch) / "wise"
-        write = run_phase("write", args)
-        sizes = [f.stat().st_size for f in args.folder.glob("*.safetensors")]
-        read = run_phase("read", args)
+        folder = Path(scratch) / "wise"
+        write = run_phase("write", folder, argv)
+        sizes = [f.stat().st_size for f in folder.glob("*.safetensors")]
+        read = run_phase("read", folder, argv)
     report = {
         "library": str(Path(lipsum_ft.__file__).parent),
         "model": args.model,

@@ -17,12 +17,11 @@ class OnDemand(Mapping[str, Value]):
     ``load_state_dict`` do), or bind it."""
 
     def __init__(self, keys: Iterable[str], make: Callable[[str], Value]):
-        self._keys = tuple(keys)
-        self._known = frozenset(self._keys)
+        self._keys = dict.fromkeys(keys)  # ordered, and a key test in constant time
         self._make = make
 
     def __getitem__(self, key: str) -> Value:
-        if key not in self._known:
+        if key not in self._keys:
             raise KeyError(key)
         return self._make(key)
 

@@ -25,9 +25,9 @@ class SignalWhileDrawing:
     def train_batches(self, start, batch_size, augment, rank=0, world=1, device="cpu"):
         batches = self.data.train_batches(start, batch_size, augment, rank, world, device)
         for step, batch in enumerate(batches, start):
-            if step == self.at and self.target == "group" and rank == 0:
+            if step == self.at and (self.target, rank) == ("group", 0):
                 os.killpg(os.getpgrp(), signal.SIGTERM)
-            if step == self.at and self.target == "rank1" and rank == 1:
+            elif step == self.at and (self.target, rank) == ("rank1", 1):
                 os.kill(os.getpid(), signal.SIGTERM)
             yield batch
 
@@ -35,6 +35,8 @@ class SignalWhileDrawing:
 def main() -> int:
     at, checkpoint = int(sys.argv[1]), sys.argv[2]
     target = sys.argv[3] if len(sys.argv) > 3 else "group"
+    if target not in ("group", "rank1"):  # a mistyped target would signal nothing and train to the end
+        raise SystemExit(f"target {target!r}: use group or rank1\n{__doc__}")
     from lipsum_ft.training.loop import fit
     from lipsum_ft.training.preemption import Preempted
     from tests.training.loop_helpers import config, make, tiny_setup
