@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 import open_clip
 import pytest
 import torch
@@ -10,6 +12,7 @@ import torch.nn.functional as F
 from lipsum_ft.clip.backbone import new_model
 from lipsum_ft.params import finetune as finetune_params
 from lipsum_ft.training.finetuning import make_objective
+from lipsum_ft.training.loop import TrainConfig, ddp_options
 from lipsum_ft.training.objectives import METHODS, ObjectiveContext, lipsum_regulariser
 from tests.training.objective_helpers import build_objective
 
@@ -139,6 +142,32 @@ def test_lpft_trains_the_head_alone_first(zero_shot):
     loss, _ = lpft(images, labels, step=2)
     loss.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in lpft.classifier.visual.parameters())
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_each_method_declares_whether_a_step_can_leave_a_trainable_parameter_without_gradient(
+    zero_shot, method
+):
+    # DDP skips its per-step search for unused parameters where a method declares there are none; a
+    # wrong True breaks multi-GPU runs ("Expected to have finished reduction"), a wrong False slows them
+    built = objective(zero_shot, method, steps=4, lp_fraction=0.5)  # LP-FT probes in steps 0 and 1
+    built.train()
+    without_gradient = set()
+    for step in (0, 3):
+        built.zero_grad(set_to_none=True)
+        images, labels = batch(seed=step)
+        loss, _ = built(images, labels, step=step)
+        loss.backward()
+        without_gradient |= {n for n, p in built.named_parameters() if p.requires_grad and p.grad is None}
+    assert any(p.requires_grad for p in built.parameters())
+    assert built.uses_every_trainable_each_step == (not without_gradient), sorted(without_gradient)[:3]
+    if method == "lpft":
+        assert all(n.startswith("classifier.visual.") for n in without_gradient)
+    options = ddp_options(built, TrainConfig(steps=4, batch_size=6, lr=1e-3, process_group_timeout_s=12.5))
+    assert options == {
+        "find_unused_parameters": method == "lpft",
+        "timeout": datetime.timedelta(seconds=12.5),
+    }
 
 
 def test_flyp_trains_both_towers_and_its_head_is_the_class_prompts(zero_shot):

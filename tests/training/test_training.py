@@ -99,7 +99,7 @@ def test_logs_read_every_step_and_every_ten_steps_are_identical_row_for_row(setu
 
 @pytest.mark.slow
 @pytest.mark.parametrize("guidance", ["random_tokens", "fixed_pool"])
-def test_two_processes_equal_one_with_the_same_global_batch(setup, guidance):
+def test_two_processes_equal_one_with_the_same_global_batch(setup, guidance, capfd):
     # Adam turns a gradient of ~1e-9 into a full-size step of either sign, so float noise from the
     # all-reduce order would dominate parameters with vanishing gradients; a larger eps keeps every
     # update proportional to its gradient and lets the comparison be tight.
@@ -124,3 +124,17 @@ def test_two_processes_equal_one_with_the_same_global_batch(setup, guidance):
     assert [r["loss"] for r in one.log] == pytest.approx(
         [r["loss"] for r in two.log], rel=1e-5
     )  # global-batch loss
+    # DDP did not search each step for unused parameters (the ranks' PyTorch warns when it finds none)
+    assert "find_unused_parameters=True was specified" not in capfd.readouterr().err
+
+
+@pytest.mark.slow
+def test_lpft_on_two_processes_equals_one_across_its_switch_from_probing(setup):
+    # step 0 trains the head alone, steps 1 and 2 everything: DDP must expect unused parameters
+    settings = dict(steps=3, eval_every=3, eps=1e-3, lr=1e-2)
+    objectives = [make(setup, "lpft", lp_fraction=0.5, steps=3) for _ in range(2)]
+    assert [o.lp_steps for o in objectives] == [1, 1]
+    one = fit(objectives[0], setup[3], setup[4], config(**settings))
+    two = fit(objectives[1], setup[3], setup[4], config(**settings, devices=2))
+    assert_states_equal(one.best_state, two.best_state, rtol=1e-5, atol=1e-6)
+    assert [r["loss"] for r in one.log] == pytest.approx([r["loss"] for r in two.log], rel=1e-5)

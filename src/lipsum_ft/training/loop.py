@@ -463,6 +463,15 @@ def _timeout(config: TrainConfig) -> timedelta:
     return timedelta(seconds=config.process_group_timeout_s)
 
 
+def ddp_options(objective: Objective, config: TrainConfig) -> dict[str, Any]:
+    """DDP's settings for ``objective``: the group's timeout, and a search for unused parameters only
+    where a step can leave a trainable parameter without a gradient (it traverses each step's graph)."""
+    return {
+        "find_unused_parameters": not objective.uses_every_trainable_each_step,
+        "timeout": _timeout(config),
+    }
+
+
 def _train_and_save(
     fabric: Fabric, objective, train_data, val_data, config: TrainConfig, result_file: Path
 ) -> None:
@@ -486,7 +495,7 @@ def fit(objective: Objective, train_data: ImageSet, val_data: ImageSet, config: 
             accelerator=config.accelerator,
             devices=config.devices,
             num_nodes=config.num_nodes,
-            strategy=ElasticDDPStrategy(find_unused_parameters=True, timeout=_timeout(config)),
+            strategy=ElasticDDPStrategy(**ddp_options(objective, config)),
             precision=config.precision,
         )
         fabric.launch()
@@ -498,7 +507,7 @@ def fit(objective: Objective, train_data: ImageSet, val_data: ImageSet, config: 
             "or srun); this process was started alone"
         )
     if config.devices > 1:
-        strategy = DDPStrategy(start_method="spawn", find_unused_parameters=True, timeout=_timeout(config))
+        strategy = DDPStrategy(start_method="spawn", **ddp_options(objective, config))
         fabric = Fabric(
             accelerator=config.accelerator,
             devices=config.devices,

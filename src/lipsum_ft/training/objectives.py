@@ -75,6 +75,9 @@ class Objective(nn.Module):
     """Base: cross-entropy of the classifier; subclasses add a regulariser weighted by ``coefficient``."""
 
     name = "ft"
+    # every trainable parameter gets a gradient at every step, so DDP need not search each step's
+    # autograd graph for unused ones (``find_unused_parameters``; PyTorch warns when it finds none)
+    uses_every_trainable_each_step = True
 
     def __init__(self, clip: nn.Module, head: torch.Tensor, logit_scale: float, coefficient: float = 0.0):
         super().__init__()
@@ -169,6 +172,7 @@ class LinearProbeThenFinetune(Objective):
     """LP-FT: the head alone for the first ``lp_steps`` steps, then everything (FT from the probed head)."""
 
     name = "lpft"
+    uses_every_trainable_each_step = False  # the image tower gets no gradient in the probing steps
 
     def __init__(self, clip, head, logit_scale, coefficient: float = 0.0, lp_steps: int = 0):
         super().__init__(clip, head, logit_scale, coefficient)
