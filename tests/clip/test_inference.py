@@ -25,7 +25,7 @@ from torch import nn
 from lipsum_ft.clip.backbone import ClipBundle
 from lipsum_ft.clip.inference import inference_on
 from lipsum_ft.clip.zeroshot import classifier_for
-from lipsum_ft.evaluation.variants import score_variants
+from lipsum_ft.evaluation.variants import classifiers, score_variants
 from lipsum_ft.params.evaluate import EvaluateParams
 from lipsum_ft.params.finetune import FinetuneParams
 from lipsum_ft.params.shared import parse
@@ -121,6 +121,23 @@ def test_evaluation_scores_state_after_state_in_one_scratch_classifier_across_de
     assert sorted(rows["variant"].unique()) == ["wise-ft-0.25", "wise-ft-0.75", "zeroshot"]
     pd.testing.assert_frame_equal(rows, expected)
     assert rows.groupby("domain")["nll"].nunique().eq(3).all()  # three variants, three scores per domain
+
+
+def test_the_scratch_classifier_copies_the_image_tower_and_head_alone(tiny, monkeypatch):
+    # the text tower is half of a CLIP (ViT-B/16: 63 of 150 M parameters) and no state holds it
+    model, _, head, _, _ = tiny
+
+    def refuse(memo):
+        raise AssertionError("the text tower was copied")
+
+    monkeypatch.setattr(model.transformer, "__deepcopy__", refuse, raising=False)
+    named = list(classifiers(model, head, states(model, head)))
+    assert [name for name, _ in named] == ["wise-ft-0.25", "wise-ft-0.75"]
+    scratch = named[0][1]
+    assert named[1][1] is scratch  # one scratch classifier for every state
+    originals = {t.data_ptr() for t in model.state_dict().values()}
+    assert not originals & {t.data_ptr() for t in scratch.state_dict().values()}  # a copy, not the model
+    torch.testing.assert_close(scratch.state_dict(), dict(states(model, head)[1][1]))
 
 
 def test_per_image_outcomes_of_one_classifier_loaded_state_after_state(tiny, monkeypatch):

@@ -42,8 +42,9 @@ def classifiers(
     model: nn.Module, zeroshot_head: dict[str, torch.Tensor], candidates: Iterable[tuple[str, Candidate]]
 ) -> Iterator[tuple[str, ClipClassifier]]:
     """Each candidate as a classifier: a classifier as it is; a state loaded into one scratch copy of
-    the zero-shot classifier (so hundreds of states cost one model in memory)."""
-    scratch = classifier_for(copy.deepcopy(model), zeroshot_head)
+    the zero-shot classifier (so hundreds of states cost one image tower in memory; the text tower,
+    which no state holds, is not copied)."""
+    scratch = copy.deepcopy(classifier_for(model, zeroshot_head))
     for name, candidate in candidates:
         if isinstance(candidate, ClipClassifier):
             yield name, candidate
