@@ -184,16 +184,23 @@ def test_moonshot_compares_the_chosen_configuration_with_ft_and_zero_shot():
 
 
 @pytest.mark.parametrize(
-    ("costs", "trend"), [((150.0, 160.0, 190.0), "rises"), ((164.0, 154.0, 188.0), "does not")]
+    ("costs", "stds", "trend"),
+    [
+        ((150.0, 160.0, 190.0), (3.0, 4.0, 5.0), "rises"),
+        ((164.0, 154.0, 188.0), (3.0, 4.0, 5.0), "does not"),  # out of order
+        ((150.0, 160.0, 190.0), (3.0, 12.0, 5.0), "does not"),  # 8 -> 20 within the larger M's spread
+        ((150.0, 160.0, 190.0), (12.0, 3.0, 5.0), "does not"),  # 8 -> 20 within the smaller M's spread
+    ],
 )
-def test_the_step_cost_sentence_follows_the_measured_costs(costs, trend):
-    # Rows arrive out of order (320, 8, 20): the sentence orders them by M and says "rises" only when the
-    # costs do.
+def test_the_step_cost_sentence_follows_the_measured_costs_and_their_spread(costs, stds, trend):
+    # Rows arrive out of order (320, 8, 20): the sentence orders them by M and says "rises" only when each
+    # larger M costs more than the one before by more than either's seed std (a loaded machine moves
+    # medians by tens of ms between runs).
     from lipsum_ft.studies.findings import sensitivity_paragraph
 
-    rows = [("default", "none", np.nan, 153.0)] + [
-        (f"num_texts={m}", "num_texts", float(m), c)
-        for m, c in zip((320, 8, 20), (costs[2], costs[0], costs[1]), strict=True)
+    rows = [("default", "none", np.nan, 153.0, 21.4)] + [
+        (f"num_texts={m}", "num_texts", float(m), costs[i], stds[i])
+        for m, i in zip((320, 8, 20), (2, 0, 1), strict=True)
     ]
     summary = pd.DataFrame(
         [
@@ -203,6 +210,7 @@ def test_the_step_cost_sentence_follows_the_measured_costs(costs, trend):
                 "knob": k,
                 "value": v,
                 "ms_per_step_mean": c,
+                "ms_per_step_std": d,
                 "shift_acc_mean": 0.7,
                 "ref_acc_mean": 0.9,
                 "delta_shift_mean": 0.0,
@@ -210,10 +218,12 @@ def test_the_step_cost_sentence_follows_the_measured_costs(costs, trend):
                 "delta_shift_high": 0.01,
                 "delta_shift_distinguishable": False,
             }
-            for s, k, v, c in rows
+            for s, k, v, c, d in rows
         ]
     )
     line = [x for x in sensitivity_paragraph(summary, "default") if x.startswith("- Step cost")][0]
-    assert f"{trend}" in line
+    assert f" {trend} " in line
     assert line.index("num_texts=8:") < line.index("num_texts=20:") < line.index("num_texts=320:")
-    assert f"num_texts=8: {costs[0]:.0f} ms" in line and f"num_texts=320: {costs[2]:.0f} ms" in line
+    assert f"num_texts=8: {costs[0]:.0f} ± {stds[0]:.0f} ms" in line
+    assert f"num_texts=320: {costs[2]:.0f} ± {stds[2]:.0f} ms" in line
+    assert line.endswith("default 153 ± 21 ms.")
