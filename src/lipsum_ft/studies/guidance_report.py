@@ -110,7 +110,11 @@ def study_markdown(summary, strategies, reference: str, title: str) -> str:
             if row.paired_seeds == row.paired_seeds and row.paired_seeds
             else "–"
         )
-        cost = f"{row.ms_per_step_mean:.0f}" if row.ms_per_step_mean == row.ms_per_step_mean else "–"
+        cost = (
+            f"{row.ms_per_step_mean:.0f} ± {zero_if_nan(row.ms_per_step_std):.0f}"
+            if row.ms_per_step_mean == row.ms_per_step_mean
+            else "–"
+        )
         ratio = f"{row.cost_vs_reference:.2f}" if row.cost_vs_reference == row.cost_vs_reference else "–"
         gap = f"{row.energy_gap_mean:.4f} ± {zero_if_nan(row.energy_gap_std):.4f}"
         lines.append(
@@ -120,8 +124,9 @@ def study_markdown(summary, strategies, reference: str, title: str) -> str:
     lines += [
         "",
         best_strategy_verdict(summary, strategies, reference),
-        "ms/step is the median training step (data, forward, backward, update) of each run, "
-        "averaged over seeds, measured in this run.",
+        "ms/step is the median training step (data, forward, backward, update) of each run, mean ± std "
+        "over seeds, measured in this run; the cost ratio compares the means, which a loaded machine "
+        "moves by more than the seeds' spread between runs.",
     ]
     return "\n".join(lines) + "\n"
 

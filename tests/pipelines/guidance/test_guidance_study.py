@@ -41,6 +41,8 @@ def test_study_summary_pairs_each_seed_with_the_reference():
     assert words["cost_vs_reference"] == pytest.approx(1.5)
     assert summary.loc["random_tokens", "delta_shift_mean"] == 0
     text = study_markdown(summary.reset_index(), ["random_tokens", "random_words"], "random_tokens", "t")
+    # step cost as mean ± std over seeds (100 ± 10 ms and 150 ± 0 ms), and the ratio of the means
+    assert "| 100 ± 10 | 1.00 |" in text and "| 150 ± 0 | 1.50 |" in text
     # +0.7 points, below the seed spread of both arms (std 2.0 and 2.1 points)
     assert (
         "Best on shift accuracy: random_words, +0.7 ± 1.5 points over random_tokens" in text
