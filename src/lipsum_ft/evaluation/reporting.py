@@ -147,5 +147,8 @@ def flat_metrics(results) -> dict[str, float]:
     return out
 
 
-def zero_if_nan(value: float) -> float:
-    return 0.0 if value != value else value
+def mean_std(mean: float, std: float, digits: int, scale: float = 1.0, signed: bool = False) -> str:
+    """A seed mean and its spread as every report writes them, "71.0 ± 0.6"; one seed's std (NaN) reads 0."""
+    spread = 0.0 if std != std else std
+    head = f"{scale * mean:+.{digits}f}" if signed else f"{scale * mean:.{digits}f}"
+    return f"{head} ± {scale * spread:.{digits}f}"

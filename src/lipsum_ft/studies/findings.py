@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from lipsum_ft.evaluation.reporting import zero_if_nan
+from lipsum_ft.evaluation.reporting import mean_std
 
 POPULATIONS = {
     "finetuned": "fine-tuned models (every run at α = 1, and the default chain's TPGM)",
@@ -71,7 +71,9 @@ def diagnostics_paragraph(correlations: dict[str, Any], profile: pd.DataFrame, l
     return lines
 
 
-def sensitivity_paragraph(summary: pd.DataFrame, default: str) -> list[str]:
+def sensitivity_paragraph(summary: pd.DataFrame, default: str, defaults: dict[str, float]) -> list[str]:
+    """Paired differences per knob, the best setting, and step cost over M (``defaults``: the default's
+    value of each knob)."""
     lines = ["", "**1. Sensitivity to λ, M and L** (paired Δ shift accuracy vs the default, points):", ""]
     for knob, part in summary[summary["knob"] != "none"].groupby("knob", sort=False):
         cells = []
@@ -88,25 +90,22 @@ def sensitivity_paragraph(summary: pd.DataFrame, default: str) -> list[str]:
         f"(default {_pct(base['shift_acc_mean'])}%, reference {_pct(best['ref_acc_mean'])}% vs "
         f"{_pct(base['ref_acc_mean'])}%)."
     )
-    costs = summary[summary["knob"] == "num_texts"].sort_values("value")
+    costs = summary[summary["knob"] == "num_texts"]
     if len(costs):
+        m = defaults["num_texts"]
+        own = pd.DataFrame([{**base.to_dict(), "setting": f"{default} (num_texts={m:g})", "value": m}])
+        costs = pd.concat([costs, own]).sort_values("value")  # the default is one M of the order
         cost = "; ".join(
-            f"{r.setting}: {_ms(r.ms_per_step_mean, r.ms_per_step_std)}" for r in costs.itertuples()
+            f"{r.setting}: {mean_std(r.ms_per_step_mean, r.ms_per_step_std, 0)} ms"
+            for r in costs.itertuples()
         )
         trend = (
             "rises with M, at every step beyond the seeds' spread"
             if rises_beyond_spread(costs)
             else "does not rise with M beyond the seeds' spread at every step"
         )
-        lines.append(
-            f"- Step cost (median step, mean ± std over seeds) {trend}: {cost}; default "
-            f"{_ms(base['ms_per_step_mean'], base['ms_per_step_std'])}."
-        )
+        lines.append(f"- Step cost (median step, mean ± std over seeds) {trend}: {cost}.")
     return lines
-
-
-def _ms(mean: float, std: float) -> str:
-    return f"{mean:.0f} ± {zero_if_nan(std):.0f} ms"
 
 
 def rises_beyond_spread(costs: pd.DataFrame) -> bool:
@@ -130,9 +129,9 @@ def choice_paragraph(choice: pd.DataFrame, gap_correlation: dict[str, float], to
     for row in choice.itertuples():
         lines.append(
             f"| {CRITERION_NAMES[row.criterion]} | "
-            f"{_pct(row.ref_acc_mean)} ± {_pct(zero_if_nan(row.ref_acc_std))} | "
-            f"{_pct(row.shift_acc_mean)} ± {_pct(zero_if_nan(row.shift_acc_std))} | "
-            f"{_pct(row.regret_mean)} ± {_pct(zero_if_nan(row.regret_std))} | {row.picks} |"
+            f"{mean_std(row.ref_acc_mean, row.ref_acc_std, 1, scale=100)} | "
+            f"{mean_std(row.shift_acc_mean, row.shift_acc_std, 1, scale=100)} | "
+            f"{mean_std(row.regret_mean, row.regret_std, 1, scale=100)} | {row.picks} |"
         )
     c = gap_correlation
     lines += [
@@ -195,6 +194,7 @@ def findings_markdown(
     front: dict[str, Any],
     study,
     default: str,
+    defaults: dict[str, float],
 ) -> str:
     seeds = ", ".join(map(str, study.seeds))
     lines = [
@@ -202,7 +202,7 @@ def findings_markdown(
         "generated from reports/ablation/)",
         "",
         *diagnostics_paragraph(correlations, profile, study.bootstrap.level),
-        *sensitivity_paragraph(sensitivity_summary, default),
+        *sensitivity_paragraph(sensitivity_summary, default, defaults),
         *choice_paragraph(choice, gap_correlation, study.tolerance),
         *front_paragraph(front, len(study.seeds)),
     ]

@@ -9,7 +9,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from lipsum_ft.evaluation.plots import METHOD_COLOURS, colour
-from lipsum_ft.evaluation.reporting import variant_summary, zero_if_nan
+from lipsum_ft.evaluation.reporting import mean_std, variant_summary
 
 STUDY_METRICS = ("ref_acc", "shift_acc", "ref_ece", "shift_ece", "energy_gap", "ms_per_step")
 
@@ -102,21 +102,21 @@ def study_markdown(summary, strategies, reference: str, title: str) -> str:
     ]
     for row in summary.itertuples():
         pct = [
-            f"{100 * getattr(row, f'{c}_mean'):.1f} ± {100 * zero_if_nan(getattr(row, f'{c}_std')):.1f}"
+            mean_std(getattr(row, f"{c}_mean"), getattr(row, f"{c}_std"), 1, scale=100)
             for c in ("ref_acc", "shift_acc", "ref_ece", "shift_ece")
         ]
         delta = (
-            f"{100 * row.delta_shift_mean:+.1f} ± {100 * zero_if_nan(row.delta_shift_std):.1f}"
+            mean_std(row.delta_shift_mean, row.delta_shift_std, 1, scale=100, signed=True)
             if row.paired_seeds == row.paired_seeds and row.paired_seeds
             else "–"
         )
         cost = (
-            f"{row.ms_per_step_mean:.0f} ± {zero_if_nan(row.ms_per_step_std):.0f}"
+            mean_std(row.ms_per_step_mean, row.ms_per_step_std, 0)
             if row.ms_per_step_mean == row.ms_per_step_mean
             else "–"
         )
         ratio = f"{row.cost_vs_reference:.2f}" if row.cost_vs_reference == row.cost_vs_reference else "–"
-        gap = f"{row.energy_gap_mean:.4f} ± {zero_if_nan(row.energy_gap_std):.4f}"
+        gap = mean_std(row.energy_gap_mean, row.energy_gap_std, 4)
         lines.append(
             f"| {row.arm} | {row.seeds} | {pct[0]} | **{pct[1]}** | {delta} | "
             f"{pct[2]} | {pct[3]} | {gap} | {cost} | {ratio} |"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from lipsum_ft.evaluation.reporting import zero_if_nan
+from lipsum_ft.evaluation.reporting import mean_std
 from lipsum_ft.studies.bootstrap import covers_zero, interval
 from lipsum_ft.studies.outcomes import OutcomeMatrices
 
@@ -98,11 +98,15 @@ def sensitivity_markdown(summary: pd.DataFrame, default: str, level: float) -> s
     ]
     for row in summary.itertuples():
         pct = [
-            f"{100 * getattr(row, f'{c}_mean'):.1f} ± {100 * zero_if_nan(getattr(row, f'{c}_std')):.1f}"
+            mean_std(getattr(row, f"{c}_mean"), getattr(row, f"{c}_std"), 1, scale=100)
             for c in ("ref_acc", "shift_acc", "ref_ece", "shift_ece")
         ]
         deltas = [_delta(row, name, default) for name in ("shift", "ref")]
-        cost = f"{row.ms_per_step_mean:.0f}" if row.ms_per_step_mean == row.ms_per_step_mean else "–"
+        cost = (
+            mean_std(row.ms_per_step_mean, row.ms_per_step_std, 0)
+            if row.ms_per_step_mean == row.ms_per_step_mean
+            else "–"
+        )
         lines.append(
             f"| {row.setting} | {row.seeds} | {pct[0]} | **{pct[1]}** | {deltas[0]} | {deltas[1]} | "
             f"{pct[2]} | {pct[3]} | {row.energy_gap_mean:.4f} | {row.feature_distortion_mean:.4f} | {cost} |"
@@ -110,8 +114,8 @@ def sensitivity_markdown(summary: pd.DataFrame, default: str, level: float) -> s
     lines += [
         "",
         "Δ in points; an interval that covers zero is marked *indistinguishable*. ms/step is the median "
-        "training step of each run (data, forward, backward, update), averaged over seeds, "
-        "measured in this run.",
+        "training step of each run (data, forward, backward, update), mean ± std over seeds, measured in "
+        "this run; a loaded machine moves the means between runs by more than the seeds' spread.",
     ]
     return "\n".join(lines) + "\n"
 

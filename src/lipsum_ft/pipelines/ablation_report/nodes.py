@@ -141,12 +141,21 @@ def write_findings(
     choice: pd.DataFrame,
     gap_correlation: dict[str, float],
     front: dict[str, Any],
+    finetune: dict[str, Any],
     ablation: dict[str, Any],
 ) -> tuple[str, dict[str, float]]:
     """The README's Findings section, generated from the study's tables, and flat DVC metrics."""
     study = parse(AblationParams, ablation)
     text = findings.findings_markdown(
-        sensitivity_summary, correlations, profile, choice, gap_correlation, front, study, DEFAULT
+        sensitivity_summary,
+        correlations,
+        profile,
+        choice,
+        gap_correlation,
+        front,
+        study,
+        DEFAULT,
+        _knob_defaults(finetune),
     )
     metrics = findings.flat_metrics(sensitivity_summary, correlations, choice, gap_correlation, front)
     return text, json.loads(json.dumps(metrics))
@@ -155,10 +164,14 @@ def write_findings(
 def plot_sensitivity(
     runs: pd.DataFrame, scored: pd.DataFrame, finetune: dict[str, Any], ablation: dict[str, Any]
 ) -> Figure:
-    params = parse(FinetuneParams, finetune)
     study = parse(AblationParams, ablation)
-    defaults = {knob: float(getattr(params.lipsum, field)) for knob, field in KNOB_FIELDS.items()}
-    return ablation_plots.sensitivity(runs, scored, study.baselines[0], DEFAULT, defaults)
+    return ablation_plots.sensitivity(runs, scored, study.baselines[0], DEFAULT, _knob_defaults(finetune))
+
+
+def _knob_defaults(finetune: dict[str, Any]) -> dict[str, float]:
+    """The default setting's value of each knob: params:finetune's Lipsum-FT recipe."""
+    params = parse(FinetuneParams, finetune)
+    return {knob: float(getattr(params.lipsum, field)) for knob, field in KNOB_FIELDS.items()}
 
 
 def plot_diagnostics(scored: pd.DataFrame, correlations: dict[str, Any]) -> Figure:

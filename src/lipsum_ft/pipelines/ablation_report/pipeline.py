@@ -78,6 +78,7 @@ def report_nodes() -> list:
                 "ablation_choice",
                 "ablation_gap_correlation",
                 "ablation_front",
+                "params:finetune",
                 "params:ablation",
             ],
             ["ablation_findings", "ablation_metrics"],
