@@ -79,9 +79,9 @@ def best_strategy_verdict(summary, strategies, reference: str) -> str:
     row = rows.loc[best]
     spread = max(row["shift_acc_std"], rows.loc[reference, "shift_acc_std"])
     beats = "exceeds" if row["delta_shift_mean"] > spread else "does not exceed"
+    delta = mean_std(row["delta_shift_mean"], row["delta_shift_std"], 1, scale=100, signed=True)
     return (
-        f"Best on shift accuracy: {best}, {100 * row['delta_shift_mean']:+.1f} "
-        f"± {100 * row['delta_shift_std']:.1f} points over {reference} "
+        f"Best on shift accuracy: {best}, {delta} points over {reference} "
         f"(paired over {int(row['paired_seeds'])} seeds, ahead on {int(row['delta_shift_wins'])}); "
         f"the difference {beats} the seed spread "
         f"(std up to {100 * spread:.1f} points)."
