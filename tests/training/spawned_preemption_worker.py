@@ -1,17 +1,21 @@
 """What the spawned-ranks preemption test runs, in a process group of its own: ``fit`` with two ranks
 spawned on this machine (gloo on CPU) over the tiny setup, in which, while a given step is drawn,
 rank 0 sends SIGTERM to the whole process group (``group``: as SLURM and GNU ``timeout`` do) or rank 1
-sends it to itself alone (``rank1``: a signal that reached one rank). It prints the ``Preempted``
-message and exits with its code.
+sends it to itself alone (``rank1``: a signal that reached one rank); or (``starting``) the parent sends
+it to the whole group as soon as the ranks exist, while they are still starting. It prints the
+``Preempted`` message and exits with its code.
 
-usage: python -m tests.training.spawned_preemption_worker <0-based step> <checkpoint> [group|rank1]
+usage: python -m tests.training.spawned_preemption_worker <0-based step> <checkpoint> [group|rank1|starting]
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import sys
+import threading
+import time
 
 
 class SignalWhileDrawing:
@@ -32,11 +36,22 @@ class SignalWhileDrawing:
             yield batch
 
 
+def signal_the_group_once_ranks_exist() -> None:
+    """From a thread of the parent: SIGTERM to the whole group within ms of the ranks' start, seconds
+    before they import torch and catch it."""
+    while not multiprocessing.active_children():
+        time.sleep(0.005)
+    print("SIGNALLED while the ranks were starting", flush=True)
+    os.killpg(os.getpgrp(), signal.SIGTERM)
+
+
 def main() -> int:
     at, checkpoint = int(sys.argv[1]), sys.argv[2]
     target = sys.argv[3] if len(sys.argv) > 3 else "group"
-    if target not in ("group", "rank1"):  # a mistyped target would signal nothing and train to the end
-        raise SystemExit(f"target {target!r}: use group or rank1\n{__doc__}")
+    if target not in ("group", "rank1", "starting"):  # a mistyped one would signal nothing
+        raise SystemExit(f"target {target!r}: use group, rank1 or starting\n{__doc__}")
+    if target == "starting":
+        threading.Thread(target=signal_the_group_once_ranks_exist, daemon=True).start()
     from lipsum_ft.training.loop import fit
     from lipsum_ft.training.preemption import Preempted
     from tests.training.loop_helpers import config, make, tiny_setup

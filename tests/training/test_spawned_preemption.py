@@ -70,6 +70,55 @@ def test_a_signal_to_one_rank_stops_both_after_the_same_step_and_each_says_why(t
     assert torch.load(checkpoint, weights_only=True)["step"] == 3
 
 
+@pytest.mark.slow
+def test_a_group_signalled_while_spawned_ranks_start_exits_75_and_writes_nothing(tmp_path):
+    """The signal comes before the ranks could catch it (they end by it, -15): still a preemption, not
+    a crash, so that a job script requeues it; no step was trained, so no checkpoint is claimed."""
+    checkpoint = tmp_path / "ckpt.pt"
+    code, output = run_worker(at=2, checkpoint=checkpoint, target="starting")
+    assert "SIGNALLED while the ranks were starting" in output, output[-6000:]
+    assert code == PREEMPTED_EXIT_CODE, output[-6000:]
+    assert re.search(
+        r"^PREEMPTED the 2 spawned ranks were preempted while starting \(rank [01] ended by SIGTERM before "
+        r"it could catch it; no step of this start was trained and nothing was written\); run again with "
+        rf"finetune.resume=auto to continue from {re.escape(str(checkpoint))} if an earlier start wrote it$",
+        output,
+        re.M,
+    ), output[-6000:]
+    assert "preempted by signal" not in output  # no rank got as far as catching it
+    assert not checkpoint.exists()
+
+
+def test_a_rank_ended_by_the_signal_its_parent_received_is_a_preemption():
+    ended = ProcessExitedException("process 1 terminated with signal SIGUSR1", 1, 4242, -10, "SIGUSR1")
+    with pytest.raises(Preempted) as caught, spawned_ranks(2, None):
+        os.kill(os.getpid(), signal.SIGUSR1)  # the parent's handler passes it on (no children here)
+        raise ended
+    assert caught.value.code == PREEMPTED_EXIT_CODE and caught.value.__cause__ is ended
+    assert str(caught.value) == (
+        "the 2 spawned ranks were preempted while starting (rank 1 ended by SIGUSR1 before it could catch "
+        "it; no step of this start was trained and nothing was written); no checkpoint path: run again, "
+        "this run starts from its first step"
+    )
+
+
+@pytest.mark.parametrize(
+    ("received", "exit_code", "name"),
+    [
+        (None, -15, "SIGTERM"),  # a rank killed by someone else, the parent never signalled: a crash
+        (signal.SIGTERM, -9, "SIGKILL"),  # signalled, but the rank was killed otherwise (OOM killer)
+        (signal.SIGUSR1, -15, "SIGTERM"),  # signalled with one signal, the rank ended by another
+    ],
+)
+def test_a_rank_ended_by_another_signal_than_the_parents_passes_through(received, exit_code, name):
+    ended = ProcessExitedException(f"process 0 terminated with signal {name}", 0, 4242, exit_code, name)
+    with pytest.raises(ProcessExitedException) as caught, spawned_ranks(2, None):
+        if received is not None:
+            os.kill(os.getpid(), received)
+        raise ended
+    assert caught.value is ended
+
+
 def test_a_signal_to_the_spawning_parent_alone_reaches_its_children():
     child = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(60,))
     child.start()

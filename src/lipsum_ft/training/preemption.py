@@ -74,6 +74,15 @@ def resume_advice(checkpoint: Path | str | None) -> str:
     return "no checkpoint path: run again, this run starts from its first step"
 
 
+def restart_advice(checkpoint: Path | str | None) -> str:
+    """How a run preempted before its first step goes on: as it would have, from an earlier checkpoint."""
+    if checkpoint:
+        return (
+            f"run again with finetune.resume=auto to continue from {checkpoint} if an earlier start wrote it"
+        )
+    return resume_advice(None)
+
+
 @contextmanager
 def preemption_signals(flag_type: type[PreemptionFlag] = PreemptionFlag) -> Iterator[PreemptionFlag]:
     """Catch SIGTERM/SIGUSR1 for the duration of the block (main thread only; elsewhere a no-op flag)."""
@@ -97,19 +106,28 @@ def spawned_ranks(count: int, checkpoint: Path | str | None) -> Iterator[None]:
     torch's launcher then the ranks, before they wrote the checkpoint: here the parent passes it on
     and keeps waiting while they finish the step and save. A rank's exit with ``PREEMPTED_EXIT_CODE``
     reaches the parent as torch's ``ProcessExitedException``; it becomes ``Preempted``, so that the
-    parent exits with that code too and a grid of runs knows it was preempted.
+    parent exits with that code too and a grid of runs knows it was preempted. So does a rank ended by
+    the very signal the parent received: it came while the rank was still starting, before it could
+    catch it, and no step of this start was trained.
     """
-    with preemption_signals(ForwardToChildren):
+    with preemption_signals(ForwardToChildren) as flag:
         try:
             yield
         except ProcessExitedException as error:
-            if error.exit_code != PREEMPTED_EXIT_CODE:
+            if error.exit_code == PREEMPTED_EXIT_CODE:
+                message = (
+                    f"the {count} spawned ranks were preempted (rank {error.error_index} exited with code "
+                    f"{PREEMPTED_EXIT_CODE}; the ranks logged the signal and the step); "
+                    f"{resume_advice(checkpoint)}"
+                )
+            elif flag.requested and error.exit_code == -flag.signal:
+                message = (
+                    f"the {count} spawned ranks were preempted while starting (rank {error.error_index} "
+                    f"ended by {error.signal_name} before it could catch it; no step of this start was "
+                    f"trained and nothing was written); {restart_advice(checkpoint)}"
+                )
+            else:
                 raise
-            message = (
-                f"the {count} spawned ranks were preempted (rank {error.error_index} exited with code "
-                f"{PREEMPTED_EXIT_CODE}; the ranks logged the signal and the step); "
-                f"{resume_advice(checkpoint)}"
-            )
             log.warning(message)
             raise Preempted(message) from error
 
