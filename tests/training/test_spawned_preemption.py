@@ -42,23 +42,23 @@ def run_worker(at: int, checkpoint: Path, target: str = "group") -> tuple[int, s
     return run_in_own_session(command, REPO, env, WORKER_TIMEOUT_S)
 
 
-def preempted_message(output: str) -> str:
-    """The one ``Preempted`` message the worker printed."""
+def assert_preempted(code: int, output: str, message: str) -> None:
+    """The worker exited 75 and printed one ``Preempted`` message, matching the pattern ``message``."""
+    assert code == PREEMPTED_EXIT_CODE, output[-6000:]
     messages = re.findall(r"^PREEMPTED (.*)$", output, re.M)
-    assert len(messages) == 1, output[-6000:]
-    return messages[0]
+    assert len(messages) == 1 and re.fullmatch(message, messages[0]), output[-6000:]
 
 
 @pytest.mark.slow
 def test_a_group_signalled_during_spawned_ranks_writes_the_checkpoint_and_exits_75(tmp_path):
     checkpoint = tmp_path / "ckpt.pt"
     code, output = run_worker(at=2, checkpoint=checkpoint)  # signalled while step 3 is drawn
-    assert code == PREEMPTED_EXIT_CODE, output[-6000:]
-    assert re.fullmatch(
+    assert_preempted(
+        code,
+        output,
         r"the 2 spawned ranks were preempted \(rank [01] exited with code 75; the ranks logged the signal "
         rf"and the step\); checkpoint {re.escape(str(checkpoint))} written; run again with "
         r"finetune.resume=auto to continue",
-        preempted_message(output),
     )
     assert f"preempted by signal {int(signal.SIGTERM)} after step 3 of 6" in output  # the ranks' own words
     assert torch.load(checkpoint, weights_only=True)["step"] == 3  # the step in flight was finished
@@ -83,12 +83,12 @@ def test_a_group_signalled_while_spawned_ranks_start_exits_75_and_writes_nothing
     checkpoint = tmp_path / "ckpt.pt"
     code, output = run_worker(at=2, checkpoint=checkpoint, target="starting")
     assert "SIGNALLED while the ranks were starting" in output, output[-6000:]
-    assert code == PREEMPTED_EXIT_CODE, output[-6000:]
-    assert re.fullmatch(
+    assert_preempted(
+        code,
+        output,
         r"the 2 spawned ranks were preempted while starting \(rank [01] ended by SIGTERM before it could "
         r"catch it; no step of this start was trained and nothing was written\); run again with "
         rf"finetune.resume=auto to continue from {re.escape(str(checkpoint))} if an earlier start wrote it",
-        preempted_message(output),
     )
     assert "preempted by signal" not in output  # no rank got as far as catching it
     assert not checkpoint.exists()
