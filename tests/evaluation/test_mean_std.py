@@ -1,4 +1,5 @@
-"""The reports' "mean ± std" cell: one seed's NaN std reads 0, the scale and sign apply to the mean."""
+"""The reports' "mean ± std" cell: one seed's NaN std reads 0, an unmeasured (NaN) mean a dash, the
+scale and sign apply to the mean."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from lipsum_ft.evaluation.reporting import mean_std
         (0.0224, 0.0114, 1, 100, True, "+2.2 ± 1.1"),
         (163.6, float("nan"), 0, 1.0, False, "164 ± 0"),  # one seed: no spread, not "nan"
         (0.00226, 0.00201, 4, 1.0, False, "0.0023 ± 0.0020"),
+        (float("nan"), float("nan"), 0, 1.0, False, "–"),  # not measured: a dash, not "nan ± 0"
+        (float("nan"), 3.0, 1, 100, True, "–"),
     ],
 )
 def test_the_cell_rounds_mean_and_spread_alike(mean, std, digits, scale, signed, cell):

@@ -148,7 +148,10 @@ def flat_metrics(results) -> dict[str, float]:
 
 
 def mean_std(mean: float, std: float, digits: int, scale: float = 1.0, signed: bool = False) -> str:
-    """A seed mean and its spread as every report writes them, "71.0 ± 0.6"; one seed's std (NaN) reads 0."""
+    """A seed mean and its spread as every report writes them, "71.0 ± 0.6"; one seed's std (NaN) reads 0,
+    and a mean that was not measured (NaN: a run that logged no timing) reads "–"."""
+    if mean != mean:
+        return "–"
     spread = 0.0 if std != std else std
     head = f"{scale * mean:+.{digits}f}" if signed else f"{scale * mean:.{digits}f}"
     return f"{head} ± {scale * spread:.{digits}f}"

@@ -110,11 +110,7 @@ def study_markdown(summary, strategies, reference: str, title: str) -> str:
             if row.paired_seeds == row.paired_seeds and row.paired_seeds
             else "–"
         )
-        cost = (
-            mean_std(row.ms_per_step_mean, row.ms_per_step_std, 0)
-            if row.ms_per_step_mean == row.ms_per_step_mean
-            else "–"
-        )
+        cost = mean_std(row.ms_per_step_mean, row.ms_per_step_std, 0)
         ratio = f"{row.cost_vs_reference:.2f}" if row.cost_vs_reference == row.cost_vs_reference else "–"
         gap = mean_std(row.energy_gap_mean, row.energy_gap_std, 4)
         lines.append(

@@ -102,11 +102,7 @@ def sensitivity_markdown(summary: pd.DataFrame, default: str, level: float) -> s
             for c in ("ref_acc", "shift_acc", "ref_ece", "shift_ece")
         ]
         deltas = [_delta(row, name, default) for name in ("shift", "ref")]
-        cost = (
-            mean_std(row.ms_per_step_mean, row.ms_per_step_std, 0)
-            if row.ms_per_step_mean == row.ms_per_step_mean
-            else "–"
-        )
+        cost = mean_std(row.ms_per_step_mean, row.ms_per_step_std, 0)
         lines.append(
             f"| {row.setting} | {row.seeds} | {pct[0]} | **{pct[1]}** | {deltas[0]} | {deltas[1]} | "
             f"{pct[2]} | {pct[3]} | {row.energy_gap_mean:.4f} | {row.feature_distortion_mean:.4f} | {cost} |"
