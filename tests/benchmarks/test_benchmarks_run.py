@@ -135,3 +135,15 @@ def test_posthoc_memory_baseline_holds_the_same_states(monkeypatch, tmp_path):
         assert read["states"] == 6
         checksums[materialize] = read["checksum"]
     assert checksums[False] == checksums[True] != 0
+
+
+def test_eval_held_runs_and_scores_both_ways_alike(tmp_path):
+    out = tmp_path / "eval_held.json"
+    tiny = ["--classes", "2", "--test-per-class", "3", "--variants", "1", "--repeats", "1", "--workers", "0"]
+    command = [sys.executable, str(REPO / "benchmarks/eval_held.py"), *tiny, "--output", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    assert figures["identical_scores"] is True
+    assert figures["images"] == 2 * 2 * 3 and figures["variants"] == 2  # classes x domains x test images
+    assert figures["streamed_s"] > 0 and figures["held_s"] > 0 and figures["decode_images_per_s"] > 0

@@ -419,16 +419,14 @@ class StreamedImages:
             sources=self.sources,
         )
 
+    def eval_loader(self, batch_size: int) -> DataLoader:
+        """uint8 (images, labels) batches in order, through the eval transform in the workers."""
+        return DataLoader(self._eval_files(), batch_size=batch_size, shuffle=False, **self.loader.kwargs())
+
     def eval_batches(self, batch_size: int, device: torch.device | str = "cpu") -> Iterator[torch.Tensor]:
         """Normalised batches in order, on ``device``: workers ship uint8 (a quarter of float's bytes
         through shared and pinned memory), conversion and normalisation run on ``device``."""
-        loader = DataLoader(
-            self._eval_files(),
-            batch_size=batch_size,
-            shuffle=False,
-            **self.loader.kwargs(),
-        )
-        for images, _ in loader:
+        for images, _ in self.eval_loader(batch_size):
             yield normalize(images.to(device, non_blocking=True), self.mean, self.std)
 
     def train_batches(

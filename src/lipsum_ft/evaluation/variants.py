@@ -20,6 +20,7 @@ from torch import nn
 from lipsum_ft.clip.backbone import ClipBundle
 from lipsum_ft.clip.text import encode_tokens
 from lipsum_ft.clip.zeroshot import ClipClassifier, classifier_for
+from lipsum_ft.data.held import hold_decoded
 from lipsum_ft.data.images import load_split_for
 from lipsum_ft.evaluation.scoring import DomainScores, score_variant, scoring_groups
 from lipsum_ft.params.evaluate import EvaluateParams
@@ -145,7 +146,12 @@ def evaluate_on_split(
     ``evaluate.split``; ``inputs`` is (manifest, classnames, the dataset's class groups)."""
     manifest, classnames, class_groups = inputs
     spec, model = pretrained_clip.spec, pretrained_clip.model.eval()
-    data = load_split_for(manifest, params.split, spec, params.loader, params.progress)
+    data = hold_decoded(
+        load_split_for(manifest, params.split, spec, params.loader, params.progress),
+        params.hold_decoded_gib,
+        params.batch_size,
+        params.progress,
+    )
     if params.reference_domain not in data:
         raise ValueError(
             f"evaluate.reference_domain {params.reference_domain!r} has no {params.split!r} rows; "

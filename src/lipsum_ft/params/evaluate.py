@@ -38,5 +38,6 @@ class EvaluateParams(GroupParams):
     reliability_variants: list[str] = ["zeroshot", "ft", "lipsum"]
     headline: HeadlineParams = HeadlineParams()  # reports/headline.json, the metric `dvc exp show` reads
     loader: LoaderParams = LoaderParams()
+    hold_decoded_gib: float = Field(0, ge=0)  # stream mode: decode each image set once, hold up to this
     device: str = "cpu"
     progress: bool = True

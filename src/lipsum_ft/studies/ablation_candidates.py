@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from lipsum_ft.clip.backbone import ClipBundle, ModelSpec
 from lipsum_ft.clip.inference import inference_on
 from lipsum_ft.clip.zeroshot import ClipClassifier, classifier_for
+from lipsum_ft.data.held import hold_decoded
 from lipsum_ft.data.images import load_split_for
 from lipsum_ft.data.unlabelled import UnlabelledImages, without_labels
 from lipsum_ft.evaluation.metrics import classification_metrics, group_logits
@@ -82,10 +83,17 @@ def candidate_images(
     manifest: pd.DataFrame, spec: ModelSpec, params: EvaluateParams, val_split: str
 ) -> tuple[dict[str, ImageSet], ImageSet, dict[str, UnlabelledImages]]:
     """The test images of every domain, the reference domain's val images, and the shift domains' val
-    images stripped of their labels (from here on, nothing can read them)."""
-    test, val = (
+    images stripped of their labels (from here on, nothing can read them). Every candidate reads them
+    all: streamed sets are decoded once and held while they fit ``evaluate.hold_decoded_gib``, test first."""
+    splits = [
         load_split_for(manifest, split, spec, params.loader, False) for split in (params.split, val_split)
+    ]
+    held = hold_decoded(
+        {(i, domain): images for i, split in enumerate(splits) for domain, images in split.items()},
+        params.hold_decoded_gib,
+        params.batch_size,
     )
+    test, val = ({domain: held[(i, domain)] for domain in split} for i, split in enumerate(splits))
     reference_val = val.pop(params.reference_domain)
     return test, reference_val, without_labels(val)
 
