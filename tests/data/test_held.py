@@ -148,3 +148,21 @@ def test_the_ablation_holds_its_test_sets_first_then_its_val_sets(tmp_path, deco
     per_image = 3 * spec.image_size**2
     assert reads(5 * per_image / GIB) == (sorted(paths[:5]), sorted(paths[5:] * 2))  # test only
     assert reads(0) == ([], sorted(paths * 2))
+
+
+def test_a_missing_reference_domain_is_named_before_anything_is_decoded(tmp_path, decodes):
+    model, spec = new_model("TinyCLIP-ViT-P8-32", seed=0)
+    head = {"weight": F.normalize(torch.ones(128, 2), dim=0), "logit_scale": torch.tensor(14.0)}
+    paths = jpegs(tmp_path, 3)
+    manifest = pd.DataFrame(
+        {"split": "test", "domain": ["sketch", "sketch", "clipart"], "label": 0, "path": paths}
+    )
+    params = EvaluateParams(
+        reference_domain="photo", loader={"mode": "stream"}, hold_decoded_gib=1, progress=False
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"evaluate.reference_domain 'photo' has no 'test' rows; domains: \['clipart', 'sketch'\]",
+    ):
+        evaluate_on_split(ClipBundle(model, spec), head, {}, {}, (manifest, ["a", "b"], {}), params)
+    assert decodes == []  # named before the held sets were decoded, not after

@@ -15,7 +15,7 @@ from typing import TypeVar
 import torch
 from tqdm.auto import tqdm
 
-from lipsum_ft.data.images import InMemoryImages, StreamedImages
+from lipsum_ft.data.images import ImageSet, InMemoryImages, StreamedImages
 
 Key = TypeVar("Key")
 GIB = 2**30
@@ -41,13 +41,13 @@ def decoded_once(
 
 
 def hold_decoded(
-    sets: Mapping[Key, object], budget_gib: float, batch_size: int, progress: bool = False
-) -> dict[Key, object]:
+    sets: Mapping[Key, ImageSet], budget_gib: float, batch_size: int, progress: bool = False
+) -> dict[Key, ImageSet]:
     """``sets`` with each streamed set decoded once and held, in order, while the held ones fit
     ``budget_gib``; a set that does not fit keeps streaming (one decode per model that reads it), and
     later, smaller ones may still be held. In-memory sets pass through as they are."""
     left = budget_gib * GIB
-    out: dict[Key, object] = {}
+    out: dict[Key, ImageSet] = {}
     for key, images in sets.items():
         if isinstance(images, StreamedImages) and held_bytes(images) <= left:
             out[key] = decoded_once(images, batch_size, progress, desc=f"hold {key}")

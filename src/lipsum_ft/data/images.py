@@ -459,6 +459,9 @@ class StreamedImages:
             yield normalize(images, self.mean, self.std), labels
 
 
+ImageSet = InMemoryImages | StreamedImages  # what every stage that feeds a model reads
+
+
 def eval_transform(size: int):
     """Resize to size * 256/224 (bicubic), centre-crop ``size``: a uint8 (3, size, size) tensor, which
     ``normalize`` turns into CLIP's input where the batch is used."""

@@ -146,17 +146,13 @@ def evaluate_on_split(
     ``evaluate.split``; ``inputs`` is (manifest, classnames, the dataset's class groups)."""
     manifest, classnames, class_groups = inputs
     spec, model = pretrained_clip.spec, pretrained_clip.model.eval()
-    data = hold_decoded(
-        load_split_for(manifest, params.split, spec, params.loader, params.progress),
-        params.hold_decoded_gib,
-        params.batch_size,
-        params.progress,
-    )
+    data = load_split_for(manifest, params.split, spec, params.loader, params.progress)
     if params.reference_domain not in data:
         raise ValueError(
             f"evaluate.reference_domain {params.reference_domain!r} has no {params.split!r} rows; "
             f"domains: {sorted(data)}"
         )
+    data = hold_decoded(data, params.hold_decoded_gib, params.batch_size, params.progress)
     groups = scoring_groups(class_groups, params.class_subsets, classnames)
     texts = energy_text_features(model, params.energy.num_texts, params.energy.length, params.energy.seed)
     candidates = variant_candidates(pretrained_clip, zeroshot_head, finetuned, states)

@@ -17,7 +17,7 @@ from lipsum_ft.clip.backbone import ClipBundle, ModelSpec
 from lipsum_ft.clip.inference import inference_on
 from lipsum_ft.clip.zeroshot import ClipClassifier, classifier_for
 from lipsum_ft.data.held import hold_decoded
-from lipsum_ft.data.images import load_split_for
+from lipsum_ft.data.images import ImageSet, load_split_for
 from lipsum_ft.data.unlabelled import UnlabelledImages, without_labels
 from lipsum_ft.evaluation.metrics import classification_metrics, group_logits
 from lipsum_ft.evaluation.scoring import scoring_groups
@@ -28,7 +28,6 @@ from lipsum_ft.posthoc.variant_names import describe
 from lipsum_ft.posthoc.wise import wise
 from lipsum_ft.studies.outcomes import classifier_outcomes, outcome_frame
 from lipsum_ft.studies.selection import label_free_energy_gap, unlabelled_features
-from lipsum_ft.training.loop import ImageSet
 
 
 def candidate_states(

@@ -27,7 +27,7 @@ from lightning_fabric import Fabric
 from lightning_fabric.strategies import DDPStrategy
 from tqdm.auto import tqdm
 
-from lipsum_ft.data.images import Augment, InMemoryImages, StreamedImages
+from lipsum_ft.data.images import Augment, ImageSet
 from lipsum_ft.evaluation.metrics import accuracy
 from lipsum_ft.training.checkpoint import previous_path, resume_checkpoint, save_checkpoint
 from lipsum_ft.training.cluster import launched_world_size
@@ -45,7 +45,6 @@ from lipsum_ft.training.preemption import (
 )
 from lipsum_ft.training.schedule import adamw, decay_groups, warmup_cosine
 
-ImageSet = InMemoryImages | StreamedImages
 log = logging.getLogger(__name__)
 
 

@@ -18,13 +18,13 @@ import torch
 from tqdm.auto import tqdm
 
 from lipsum_ft.clip.backbone import ClipBundle, ModelSpec
-from lipsum_ft.data.images import InMemoryImages, load_split_for
+from lipsum_ft.data.images import ImageSet, InMemoryImages, load_split_for
 from lipsum_ft.params.finetune import FinetuneParams
 from lipsum_ft.params.shared import config_from
 from lipsum_ft.training.cluster import launched_rank
 from lipsum_ft.training.finetuning import make_objective
 from lipsum_ft.training.live import LiveSettings
-from lipsum_ft.training.loop import ImageSet, TrainConfig, fit, replay_curves, run_identity
+from lipsum_ft.training.loop import TrainConfig, fit, replay_curves, run_identity
 from lipsum_ft.training.objectives import Objective, ObjectiveContext
 from lipsum_ft.training.preemption import Preempted
 from lipsum_ft.training.run_records import RunRecord, RunRecords
