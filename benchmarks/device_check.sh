@@ -9,9 +9,11 @@
 #     run(command="bash benchmarks/device_check.sh all", carry=[".device"], timeout_s=600)
 # `all` runs the chain first (the issue's figures), then the CUDA-only tests and the step benchmark in
 # what is left of BUDGET_S (default 560 s, counted from this script's start); `chain` or `step` runs
-# one. Each JSON is rewritten after every phase ("complete": false until its end) and a compiled re-run
-# that would not fit in the budget is skipped and named, so a call cut short still brings back what it
-# measured: gpu_chain_<gpu>.json, gpu_step_<gpu>.json, the environment and the tests' output, under $OUT.
+# one; `held` measures evaluation on streamed JPEGs decoded per variant against decoded once and held
+# (eval_held.py; not part of `all`). Each JSON is rewritten after every phase ("complete": false until
+# its end) and a compiled re-run that would not fit in the budget is skipped and named, so a call cut
+# short still brings back what it measured: gpu_chain_<gpu>.json, gpu_step_<gpu>.json, the environment
+# and the tests' output, under $OUT.
 #
 # DEVICE=cpu rehearses the same script on a CPU at tiny size (files named _cpu), e.g. under a Python
 # 3.12 venv that holds the image's torch (README, "The GPU check on a machine without a registry").
@@ -21,7 +23,7 @@ export KEDRO_DISABLE_TELEMETRY=1 DO_NOT_TRACK=1 GX_ANALYTICS_ENABLED=false DVC_N
 export DVC_STUDIO_OFFLINE=1 MPLBACKEND=Agg
 OUT=${OUT:-/tmp/device_check}
 mkdir -p "$OUT"
-what=${1:?usage: device_check.sh all|chain|step}
+what=${1:?usage: device_check.sh all|chain|step|held}
 
 site=.device-site  # installed once per machine (ignored outputs stay while it is warm), never carried
 if [ ! -f "$site/.installed" ]; then
@@ -66,8 +68,15 @@ step() {
     return $((bench ? bench : tests))
 }
 
+held() {
+    local size=(--model ViT-B-16 --classes 40 --test-per-class 10 --workers 8 --batch 256)
+    [ "$DEVICE" = cpu ] && size=(--classes 2 --test-per-class 3 --variants 1 --repeats 1 --workers 0)
+    python3 benchmarks/eval_held.py --device "$DEVICE" "${size[@]}" --output "$OUT/eval_held_$gpu.json"
+}
+
 case "$what" in
     step) step ;;
+    held) held ;;
     chain) chain "$(left)" ;;
     all)
         status=0
@@ -80,7 +89,7 @@ case "$what" in
         exit "$status"
         ;;
     *)
-        echo "unknown check '$what': expected all, chain or step" >&2
+        echo "unknown check '$what': expected all, chain, step or held" >&2
         exit 2
         ;;
 esac

@@ -3,6 +3,8 @@ against decoded once and held (``evaluate.hold_decoded_gib``), same model, image
 interleaved rounds. Also the loader's decode rate alone, from which the saving on another host follows.
 
     .venv/bin/python benchmarks/eval_held.py [--variants 6] [--workers 2] [--output FILE]
+    .venv/bin/python benchmarks/eval_held.py --device cuda --model ViT-B-16 --classes 40 --test-per-class 10 \
+        --workers 8 --batch 256 --output eval_held.json      # on a GPU host (device_check.sh held)
 
 The tree is DomainNet-format natural-looking JPEGs of 300-500 px (``gpu_chain.build_tree``); nothing is
 downloaded. The scores of both ways must be identical, and the JSON says whether they were.
@@ -63,12 +65,18 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="where the variants are scored: cpu or cuda")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
     model, spec, head = zero_shot(args.model, args.classes)
     states = perturbed_states(classifier_for(model, head).state_dict(), args.variants)
     domains = list(DOMAINS[: args.domains])
-    loader = {"mode": "stream", "workers": args.workers, "prefetch_factor": 2 if args.workers else None}
+    loader = {
+        "mode": "stream",
+        "workers": args.workers,
+        "prefetch_factor": 2 if args.workers else None,
+        "pin_memory": args.device == "cuda",
+    }
     with tempfile.TemporaryDirectory(prefix="eval-held-") as folder:
         root = Path(folder)
         tree = TreeSpec(args.classes, 1, args.test_per_class, 300, 500, domains=tuple(domains))
@@ -82,6 +90,7 @@ def main() -> None:
                 batch_size=args.batch,
                 loader=loader,
                 hold_decoded_gib=hold_gib,
+                device=args.device,
                 progress=False,
             )
             started = time.perf_counter()
@@ -103,6 +112,7 @@ def main() -> None:
     streamed, held = statistics.median(seconds["streamed"]), statistics.median(seconds["held"])
     result: dict[str, Any] = {
         "model": args.model,
+        "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(),
         "image_size": spec.image_size,
         "images": len(manifest),
         "variants": 1 + args.variants,

@@ -23,6 +23,7 @@ case "$1" in
         while [ $# -gt 0 ]; do [ "$1" = --target ] && mkdir -p "$2"; shift; done ;;  # pip install
     benchmarks/gpu_chain.py) sleep "${FAKE_CHAIN_S:-0}"; exit "${FAKE_CHAIN_RC:-0}" ;;
     benchmarks/gpu_step.py) exit "${FAKE_STEP_RC:-0}" ;;
+    benchmarks/eval_held.py) exit "${FAKE_HELD_RC:-0}" ;;
 esac
 """
 
@@ -120,6 +121,19 @@ def test_on_a_cpu_it_runs_the_tiny_sizes_and_names_the_files_cpu(check):
     assert [c for c in calls if c.startswith("benchmarks/")][0].startswith(
         "benchmarks/gpu_chain.py --device cpu"
     )
+
+
+def test_held_measures_evaluation_alone_at_the_published_model_and_tiny_on_a_cpu(check):
+    rc, calls, out = check("held")
+    assert rc == 0
+    assert [c for c in calls if c.startswith(("benchmarks/", "-m pytest"))] == [
+        "benchmarks/eval_held.py --device cuda --model ViT-B-16 --classes 40 --test-per-class 10 --workers 8 "
+        f"--batch 256 --output {out}/eval_held_h100.json"
+    ]
+    rc, calls, out = check("held", DEVICE="cpu", FAKE_HELD_RC="3")
+    (held,) = [c for c in calls if c.startswith("benchmarks/")]
+    assert rc == 3 and held.startswith("benchmarks/eval_held.py --device cpu --classes 2")
+    assert held.endswith(f"--output {out}/eval_held_cpu.json")
 
 
 def test_an_unknown_check_is_refused(check):
