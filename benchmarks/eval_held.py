@@ -29,21 +29,10 @@ from lipsum_ft.clip.backbone import ClipBundle
 from lipsum_ft.clip.zeroshot import classifier_for
 from lipsum_ft.data.held import decoded_once
 from lipsum_ft.data.images import load_split_for
+from lipsum_ft.data.layout import FolderLayout, read_classnames, read_manifest
 from lipsum_ft.evaluation.variants import evaluate_on_split
 from lipsum_ft.params.evaluate import EvaluateParams
 from posthoc_memory import zero_shot
-
-
-def manifest_of(root: Path, domains: list[str]) -> pd.DataFrame:
-    """The tree's test split files as manifest rows."""
-    rows = []
-    for domain in domains:
-        for line in (root / f"{domain}_test.txt").read_text().splitlines():
-            relative, label = line.rsplit(" ", 1)
-            rows.append(
-                {"split": "test", "domain": domain, "label": int(label), "path": str(root / relative)}
-            )
-    return pd.DataFrame(rows)
 
 
 def perturbed_states(zero: dict[str, torch.Tensor], count: int) -> dict[str, dict[str, torch.Tensor]]:
@@ -81,8 +70,9 @@ def main() -> None:
         root = Path(folder)
         tree = TreeSpec(args.classes, 1, args.test_per_class, 300, 500, domains=tuple(domains))
         build_tree(root, tree, workers=max(1, args.workers), progress=True)
-        manifest = manifest_of(root, domains)
-        inputs = (manifest, [f"class{i}" for i in range(args.classes)], {})
+        layout = FolderLayout(root, tuple(domains), ("test",), classnames_from="folders")
+        manifest = read_manifest(layout)  # as the data pipeline reads the tree
+        inputs = (manifest, read_classnames(layout), {})
 
         def evaluate(hold_gib: float) -> tuple[float, pd.DataFrame]:
             params = EvaluateParams(

@@ -24,8 +24,7 @@ from lipsum_ft.data.images import (
     decoded_box,
     draft_factor,
 )
-
-MEAN, STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
+from tests.data.jpeg_files import MEAN, STD, jpegs, smooth_jpeg
 
 
 def test_in_memory_training_batches_are_pinned_to_a_computation_written_here():
@@ -98,12 +97,6 @@ def test_no_flip_when_disabled_and_crops_keyed_by_seed_step_and_image():
     assert len(keys) == 3 * 40 * 200  # no two (seed, step, image) share a crop
 
 
-def smooth_jpeg(path, height: int, width: int, seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    small = rng.integers(0, 256, (height // 40 + 2, width // 40 + 2, 3), dtype=np.uint8)
-    Image.fromarray(small).resize((width, height), Image.BICUBIC).save(path, quality=92)
-
-
 def test_draft_only_when_the_crop_spans_twice_the_output_and_pixels_stay_close(tmp_path):
     assert [draft_factor(h, w, 224) for h, w in [(447, 900), (448, 449), (900, 1000), (1792, 1800)]] == [
         1,
@@ -151,10 +144,7 @@ def test_an_undrafted_crop_is_pils_bicubic_resample_of_the_drawn_region_flipped_
 
 
 def test_streamed_batches_are_uint8_crops_normalised_at_the_end_and_resume_exactly(tmp_path):
-    paths = []
-    for i in range(6):
-        paths.append(str(tmp_path / f"{i}.jpg"))
-        smooth_jpeg(paths[-1], 300 + 37 * i, 420 - 23 * i, seed=i)
+    paths = jpegs(tmp_path, 6, base=(300, 420), step=(37, -23))
     augment = Augment((0.2, 1.0), (3 / 4, 4 / 3), True, seed=9)
     images = StreamedImages(paths, list(range(6)), 32, MEAN, STD, LoaderSettings(), border=[0, 0, 3, 0, 0, 0])
     straight = images.train_batches(0, 4, augment)
@@ -175,10 +165,7 @@ def test_streamed_eval_batches_are_clips_eval_transform_normalised_where_they_ar
     """Workers ship the resized centre crop as uint8; the batch is normalised on the consumer's device.
     Written out here: PIL's bicubic resize of the shorter side to 256/224 of the size, the centre crop
     (ObjectNet's border cropped first), then ``(x / 255 - mean) / std``, in file order."""
-    paths = []
-    for i in range(5):
-        paths.append(str(tmp_path / f"{i}.jpg"))
-        smooth_jpeg(paths[-1], 300 + 37 * i, 420 - 23 * i, seed=i)
+    paths = jpegs(tmp_path, 5, base=(300, 420), step=(37, -23))
     border = [0, 4, 0, 0, 0]
     images = StreamedImages(paths, [3, 1, 4, 1, 5], 32, MEAN, STD, LoaderSettings(), border=border)
     mean, std = torch.tensor(MEAN).view(3, 1, 1), torch.tensor(STD).view(3, 1, 1)

@@ -16,16 +16,7 @@ from lipsum_ft.data.images import InMemoryImages, LoaderSettings, StreamedImages
 from lipsum_ft.evaluation.variants import evaluate_on_split
 from lipsum_ft.params.evaluate import EvaluateParams
 from lipsum_ft.studies.ablation_candidates import candidate_images
-from tests.data.test_augmentation import MEAN, STD, smooth_jpeg
-
-
-def jpegs(folder, count: int, first: int = 0) -> list[str]:
-    """``count`` JPEGs of different, non-square sizes, so the eval transform resizes and crops each."""
-    paths = []
-    for i in range(first, first + count):
-        paths.append(str(folder / f"{i}.jpg"))
-        smooth_jpeg(paths[-1], 90 + 13 * i, 140 - 7 * i, seed=i)
-    return paths
+from tests.data.jpeg_files import MEAN, STD, jpegs
 
 
 def test_a_held_set_gives_the_streamed_batches_exactly(tmp_path):
